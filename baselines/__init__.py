@@ -1,0 +1,1 @@
+"""Comparison strategies: one short module per strategy, all built through ``registry``."""

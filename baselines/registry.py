@@ -1,0 +1,87 @@
+"""Strategy registry: built-in strategies register with a decorator, others via entry points.
+
+A strategy is a function ``build(setup: StrategySetup, options) -> SupervisedTemplate``.
+Register it with ``@register_strategy("name", options=OptionsModel)``; ``options`` is a
+pydantic model of the strategy's own hyperparameters (validated before any training).
+
+Another package plugs in a strategy without editing this repository by declaring an entry
+point in the group ``epinet_bench.strategies``; loading the entry point must register the
+strategy (import a module that uses the decorator) or be the build function itself.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+ENTRY_POINT_GROUP = "epinet_bench.strategies"
+BUILTIN_MODULES = ("naive", "replay", "ewc", "joint", "epinet")
+
+
+class NoOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass(frozen=True)
+class StrategySpec:
+    name: str
+    build: Callable[..., Any]
+    options: type[BaseModel] = NoOptions
+    joint: bool = False  # trains once on all experiences together (an upper bound)
+    memory_bytes: Callable[[Any], int] = lambda strategy: 0
+    check: Callable[[BaseModel, int], None] | None = None  # cross-checks options against the memory budget
+
+    def validate_options(self, options: dict[str, Any], memory: int) -> BaseModel:
+        parsed = self.options.model_validate(options)
+        if self.check is not None:
+            self.check(parsed, memory)
+        return parsed
+
+
+class UnknownStrategy(ValueError):
+    pass
+
+
+_REGISTRY: dict[str, StrategySpec] = {}
+_loaded = False
+
+
+def register_strategy(name: str, *, options: type[BaseModel] = NoOptions, joint: bool = False, memory_bytes=None, check=None):
+    """Decorator registering ``build(setup, options)`` under ``name``."""
+
+    def decorate(build):
+        spec = StrategySpec(name, build, options, joint, memory_bytes or (lambda strategy: 0), check)
+        _REGISTRY[name] = spec
+        return build
+
+    return decorate
+
+
+def _load_all() -> None:
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    for module in BUILTIN_MODULES:
+        importlib.import_module(f"baselines.{module}")
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        loaded = ep.load()
+        if ep.name not in _REGISTRY and callable(loaded):
+            register_strategy(ep.name)(loaded)
+
+
+def known_strategies() -> list[str]:
+    _load_all()
+    return sorted(_REGISTRY)
+
+
+def get_strategy(name: str) -> StrategySpec:
+    _load_all()
+    if name not in _REGISTRY:
+        raise UnknownStrategy(f"unknown strategy {name!r}; known: {', '.join(known_strategies())}")
+    return _REGISTRY[name]

@@ -1,0 +1,58 @@
+"""What every strategy is built from: the shared backbone, optimiser and training settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from baselines.template import HarnessTemplate
+from epinet.backbones import make_backbone
+
+OPTIMIZERS = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}
+
+
+@dataclass
+class StrategySetup:
+    """Settings shared by all strategies of one comparison (same backbone, optimiser, budget)."""
+
+    backbone: str = "mlp"
+    n_classes: int = 10
+    input_shape: tuple[int, ...] = (1, 28, 28)
+    memory: int = 500
+    lr: float = 1e-3
+    optimizer: str = "adam"
+    batch_size: int = 128
+    eval_batch_size: int = 1000
+    epochs: int = 1
+    device: str = "cpu"
+    class_masks: torch.Tensor | None = None
+    fast_data: bool = True
+    plugins: list[Any] = field(default_factory=list)  # harness plugins (accuracy, progress)
+
+    def classifier(self) -> nn.Module:
+        """The backbone with a linear head: the model of every baseline."""
+        features, dim = make_backbone(self.backbone)
+        return nn.Sequential(features, nn.Linear(dim, self.n_classes))
+
+    def make_optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
+        return OPTIMIZERS[self.optimizer](model.parameters(), lr=self.lr)
+
+    def template_kwargs(self, model: nn.Module) -> dict[str, Any]:
+        return dict(
+            model=model,
+            optimizer=self.make_optimizer(model),
+            criterion=nn.CrossEntropyLoss(),
+            train_mb_size=self.batch_size,
+            eval_mb_size=self.eval_batch_size,
+            train_epochs=self.epochs,
+            device=self.device,
+            class_masks=self.class_masks,
+            fast_data=self.fast_data,
+        )
+
+    def strategy(self, model: nn.Module, plugins: list[Any] = ()) -> HarnessTemplate:
+        """A harness strategy on ``model`` with the strategy's plugins plus the harness's."""
+        return HarnessTemplate(**self.template_kwargs(model), plugins=[*plugins, *self.plugins])

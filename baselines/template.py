@@ -1,0 +1,63 @@
+"""The strategy template every strategy of the harness runs on.
+
+``HarnessTemplate`` is Avalanche's ``SupervisedTemplate`` with two additions that apply to
+every strategy alike, so comparisons stay fair:
+
+* minibatches are gathered from the experience's pre-loaded tensors (``experience.tensors``)
+  rather than through per-sample ``__getitem__``; ``fast_data=False`` restores the stock path;
+* task-incremental masking: with ``class_masks`` ([n_tasks, n_classes] bool), logits of
+  classes outside a sample's task are set to -inf, in training and evaluation.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+from avalanche.training.plugins import EvaluationPlugin
+from avalanche.training.templates import SupervisedTemplate
+
+from baselines.loaders import TensorBatches
+
+
+def silent_evaluator() -> EvaluationPlugin:
+    """An evaluator with no metrics and no loggers: the harness measures accuracy itself."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="No loggers specified")
+        return EvaluationPlugin()
+
+
+class HarnessTemplate(SupervisedTemplate):
+    def __init__(self, *, class_masks: torch.Tensor | None = None, fast_data: bool = True, **kwargs):
+        if kwargs.get("evaluator") is None:
+            kwargs["evaluator"] = silent_evaluator()
+        super().__init__(**kwargs)
+        self.class_masks = None if class_masks is None else class_masks.to(self.device)
+        self.fast_data = fast_data
+
+    def mask_logits(self, logits: torch.Tensor, task_labels: torch.Tensor) -> torch.Tensor:
+        if self.class_masks is None:
+            return logits
+        return logits.masked_fill(~self.class_masks[task_labels], float("-inf"))
+
+    def forward(self):
+        return self.mask_logits(super().forward(), self.mb_task_id)
+
+    def _tensors(self):
+        """The experience's tensors, if the adapted dataset is still exactly that experience."""
+        tensors = getattr(self.experience, "tensors", None)
+        if not self.fast_data or tensors is None or len(self.adapted_dataset) != len(tensors[0]):
+            return None  # a plugin changed the dataset: fall back to Avalanche's loader
+        return tensors
+
+    def make_train_dataloader(self, shuffle=True, **kwargs):
+        tensors = self._tensors()
+        if tensors is None:
+            return super().make_train_dataloader(shuffle=shuffle, **kwargs)
+        self.dataloader = TensorBatches(tensors, self.train_mb_size, shuffle=shuffle)
+
+    def make_eval_dataloader(self, **kwargs):
+        tensors = self._tensors()
+        if tensors is None:
+            return super().make_eval_dataloader(**kwargs)
+        self.dataloader = TensorBatches(tensors, self.eval_mb_size, shuffle=False)

@@ -1,0 +1,1 @@
+"""EpiNet Bench: streams, runner, sweeps and reports for continual-learning benchmarks."""

@@ -1,0 +1,170 @@
+"""Validated run and sweep configurations (pydantic); every error names the offending key."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, ValidationError, field_validator, model_validator
+
+from baselines.registry import get_strategy
+from benchmarks.streams import BENCHMARKS
+from epinet.backbones import BACKBONES
+
+# Fields that say where things are or how loudly to run, not what is computed.
+NOT_HASHED = {"seed", "data_root"}
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot be run; the message names the key and the problem."""
+
+
+def explain(err: ValidationError, source: str = "config") -> ConfigError:
+    lines = []
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"])
+        msg = e["msg"].removeprefix("Value error, ")
+        lines.append(f"{source}: {key}: {msg}" if key else f"{source}: {msg}")
+    return ConfigError("\n".join(lines))
+
+
+class RunConfig(BaseModel):
+    """One training run: a strategy on a benchmark with one seed."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    benchmark: str
+    strategy: str
+    seed: int = Field(0, ge=0)
+    epochs: PositiveInt = 1
+    batch_size: PositiveInt = 128
+    eval_batch_size: PositiveInt = 1000
+    lr: PositiveFloat = 1e-3
+    optimizer: Literal["adam", "sgd"] = "adam"
+    memory: PositiveInt = 500
+    backbone: str = "mlp"
+    n_experiences: PositiveInt | None = None
+    valid_fraction: float = Field(0.1, gt=0, lt=1)
+    eval_split: Literal["test", "valid"] = "test"
+    fast_data: bool = True
+    strategy_options: dict[str, Any] = Field(default_factory=dict)
+    experiment: str = "adhoc"
+    variant: str = "default"
+    data_root: str | None = None
+
+    @field_validator("benchmark")
+    @classmethod
+    def _known_benchmark(cls, v: str) -> str:
+        if v not in BENCHMARKS:
+            raise ValueError(f"unknown benchmark {v!r}; known: {', '.join(BENCHMARKS)}")
+        return v
+
+    @field_validator("backbone")
+    @classmethod
+    def _known_backbone(cls, v: str) -> str:
+        if v not in BACKBONES:
+            raise ValueError(f"unknown backbone {v!r}; known: {', '.join(sorted(BACKBONES))}")
+        return v
+
+    @field_validator("strategy")
+    @classmethod
+    def _known_strategy(cls, v: str) -> str:
+        get_strategy(v)  # raises "unknown strategy 'x'; known: ..."
+        return v
+
+    @model_validator(mode="after")
+    def _strategy_options_valid(self) -> "RunConfig":
+        try:
+            get_strategy(self.strategy).validate_options(self.strategy_options, self.memory)
+        except ValidationError as err:
+            detail = "; ".join(
+                ": ".join(filter(None, [".".join(map(str, e["loc"])), e["msg"].removeprefix("Value error, ")])) for e in err.errors()
+            )
+            raise ValueError(f"strategy_options for {self.strategy!r}: {detail}") from None
+        except ValueError as err:
+            raise ValueError(f"strategy_options for {self.strategy!r}: {err}") from None
+        return self
+
+    def hashed_fields(self) -> dict[str, Any]:
+        return self.model_dump(exclude=NOT_HASHED)
+
+    def config_hash(self) -> str:
+        canonical = json.dumps(self.hashed_fields(), sort_keys=True, default=str)
+        return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+
+def make_run_config(source: str = "arguments", **fields) -> RunConfig:
+    try:
+        return RunConfig(**fields)
+    except ValidationError as err:
+        raise explain(err, source) from None
+
+
+class Experiment(BaseModel):
+    """A block of a sweep: benchmarks x strategies x variants, each variant a set of overrides."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    benchmarks: list[str]
+    strategies: list[str]
+    overrides: dict[str, Any] = Field(default_factory=dict)
+    variants: dict[str, dict[str, Any]] = Field(default_factory=lambda: {"default": {}})
+
+
+class SweepConfig(BaseModel):
+    """A grid of runs. ``strategy_options`` is keyed by strategy, or ``strategy@benchmark``
+    for a benchmark-specific value (e.g. an EWC lambda tuned per benchmark)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    seeds: list[int] = Field(min_length=1)
+    defaults: dict[str, Any] = Field(default_factory=dict)
+    strategy_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    experiments: list[Experiment] = Field(min_length=1)
+
+    def runs(self, data_root: str | None = None) -> list[RunConfig]:
+        runs = []
+        for exp in self.experiments:
+            for bench, strat, (variant, over), seed in itertools.product(
+                exp.benchmarks, exp.strategies, exp.variants.items(), self.seeds
+            ):
+                options = {**self.strategy_options.get(strat, {}), **self.strategy_options.get(f"{strat}@{bench}", {})}
+                fields = {**self.defaults, **exp.overrides, **over}
+                options.update(fields.pop("strategy_options", {}))
+                source = f"{self.name}: experiment {exp.name!r}, variant {variant!r}"
+                runs.append(
+                    make_run_config(
+                        source,
+                        **fields,
+                        benchmark=bench,
+                        strategy=strat,
+                        seed=seed,
+                        strategy_options=options,
+                        experiment=exp.name,
+                        variant=variant,
+                        data_root=data_root,
+                    )
+                )
+        return runs
+
+
+def load_sweep(path: str | Path) -> SweepConfig:
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"sweep config {path} does not exist") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"cannot parse {path}: {err}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(raw).__name__}")
+    try:
+        return SweepConfig.model_validate(raw)
+    except ValidationError as err:
+        raise explain(err, str(path)) from None

@@ -1,0 +1,193 @@
+"""MNIST data root resolution, IDX reading and file verification.
+
+The root is in torchvision layout: ``<root>/MNIST/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte``.
+Resolution order: ``--data-root`` flag, then ``EPINET_DATA_ROOT``, then Avalanche's default
+dataset location.  Files are verified (size and SHA-256 of the canonical release) before a
+single sample is trained on, so a truncated or corrupt download is reported, never used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ENV_VAR = "EPINET_DATA_ROOT"
+MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
+
+FILES = {
+    "train_images": "train-images-idx3-ubyte",
+    "train_labels": "train-labels-idx1-ubyte",
+    "test_images": "t10k-images-idx3-ubyte",
+    "test_labels": "t10k-labels-idx1-ubyte",
+}
+
+# (size in bytes, SHA-256) of the canonical MNIST release, uncompressed.
+CANONICAL = {
+    "train-images-idx3-ubyte": (47040016, "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db"),
+    "train-labels-idx1-ubyte": (60008, "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5"),
+    "t10k-images-idx3-ubyte": (7840016, "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7"),
+    "t10k-labels-idx1-ubyte": (10008, "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2"),
+}
+
+_IDX_DTYPE_UBYTE = 0x08
+
+
+class DataError(RuntimeError):
+    """Missing, truncated or corrupt data; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class MNIST:
+    """Pre-loaded, normalised MNIST: images [N, 1, 28, 28] float32, labels [N] int64."""
+
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+    root: Path
+
+
+def default_root() -> Path:
+    """Avalanche's default dataset location (``~/.avalanche/data`` unless configured)."""
+    # Imported lazily: importing avalanche is slow and writes ~/.avalanche/config.json.
+    from avalanche.benchmarks.datasets.dataset_utils import default_dataset_location
+
+    return Path(default_dataset_location("")).expanduser()
+
+
+def resolve_root(flag: str | os.PathLike | None = None) -> Path:
+    if flag:
+        return Path(flag).expanduser()
+    if os.environ.get(ENV_VAR):
+        return Path(os.environ[ENV_VAR]).expanduser()
+    return default_root()
+
+
+def raw_dir(root: Path) -> Path:
+    return Path(root) / "MNIST" / "raw"
+
+
+def missing_message(root: Path) -> str:
+    names = "\n".join(f"  {raw_dir(root) / name}" for name in FILES.values())
+    return (
+        f"MNIST not found under data root {root}.\nExpected these four files (uncompressed IDX):\n{names}\n"
+        f"Point the harness at a directory that contains MNIST/raw/ with --data-root DIR "
+        f"or the {ENV_VAR} environment variable."
+    )
+
+
+def _try_download(root: Path) -> None:
+    import torchvision
+
+    for train in (True, False):
+        torchvision.datasets.MNIST(str(root), train=train, download=True)
+
+
+def ensure_files(root: Path, download: bool = True) -> None:
+    """Make sure the four raw files exist, trying torchvision's download if allowed."""
+    missing = [n for n in FILES.values() if not (raw_dir(root) / n).is_file()]
+    if not missing:
+        return
+    if download:
+        try:
+            _try_download(root)
+        except Exception as err:  # any failure (no network, HTTP error) ends in the same advice
+            raise DataError(f"{missing_message(root)}\n(download attempt failed: {err})") from None
+        if all((raw_dir(root) / n).is_file() for n in FILES.values()):
+            return
+    raise DataError(missing_message(root))
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify_files(root: Path, expected: dict[str, tuple[int, str]] | None = CANONICAL) -> dict[str, str]:
+    """Check every file's size and SHA-256 against ``expected``; return the digests.
+
+    ``expected=None`` skips the checksum (for self-made IDX files); the IDX header is still
+    checked against the file length when the file is read.
+    """
+    digests = {}
+    for name in FILES.values():
+        path = raw_dir(root) / name
+        if expected is None:
+            continue
+        size, digest = expected[name]
+        actual_size = path.stat().st_size
+        if actual_size != size:
+            raise DataError(
+                f"{path} is {actual_size} bytes, expected {size}: the file is truncated or not MNIST. "
+                f"Delete it and restore the original file."
+            )
+        actual = sha256(path)
+        if actual != digest:
+            raise DataError(
+                f"{path} is corrupt: SHA-256 {actual}, expected {digest}. Delete it and restore the original file."
+            )
+        digests[name] = actual
+    return digests
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """Read an unsigned-byte IDX file (the MNIST format) into a numpy array."""
+    data = Path(path).read_bytes()
+    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != _IDX_DTYPE_UBYTE:
+        raise DataError(f"{path} is not an unsigned-byte IDX file (bad magic number).")
+    ndim = data[3]
+    header = 4 + 4 * ndim
+    if len(data) < header:
+        raise DataError(f"{path} is truncated: its header is incomplete.")
+    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    expected = header + int(np.prod(shape))
+    if len(data) != expected:
+        raise DataError(f"{path} holds {len(data)} bytes but its header {shape} needs {expected}: truncated or corrupt.")
+    return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(shape)
+
+
+def write_idx(path: Path, array: np.ndarray) -> None:
+    """Write a uint8 array as an IDX file (used by tests to make small data roots)."""
+    array = np.ascontiguousarray(array, dtype=np.uint8)
+    header = bytes([0, 0, _IDX_DTYPE_UBYTE, array.ndim]) + b"".join(d.to_bytes(4, "big") for d in array.shape)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_bytes(header + array.tobytes())
+
+
+def normalise(images: np.ndarray) -> torch.Tensor:
+    x = torch.from_numpy(images.copy()).float().div_(255.0)
+    return x.sub_(MNIST_MEAN).div_(MNIST_STD).unsqueeze(1)
+
+
+def load_mnist(
+    root: str | os.PathLike | None = None,
+    *,
+    download: bool = True,
+    expected: dict[str, tuple[int, str]] | None = CANONICAL,
+) -> MNIST:
+    """Resolve, verify and load MNIST as normalised tensors. Raises DataError with advice."""
+    root = resolve_root(root)
+    ensure_files(root, download=download)
+    verify_files(root, expected)
+    arrays = {key: read_idx(raw_dir(root) / name) for key, name in FILES.items()}
+    for split in ("train", "test"):
+        n_img, n_lab = len(arrays[f"{split}_images"]), len(arrays[f"{split}_labels"])
+        if n_img != n_lab:
+            raise DataError(f"{split} split has {n_img} images but {n_lab} labels.")
+        if arrays[f"{split}_images"].shape[1:] != (28, 28):
+            raise DataError(f"{split} images are {arrays[f'{split}_images'].shape[1:]}, expected 28x28.")
+    return MNIST(
+        train_x=normalise(arrays["train_images"]),
+        train_y=torch.from_numpy(arrays["train_labels"].astype(np.int64)),
+        test_x=normalise(arrays["test_images"]),
+        test_y=torch.from_numpy(arrays["test_labels"].astype(np.int64)),
+        root=root,
+    )

@@ -1,0 +1,169 @@
+"""One run: train on each experience, evaluate on the whole evaluation stream after each,
+fill the accuracy matrix, and measure time, memory and model size."""
+
+from __future__ import annotations
+
+import platform
+import random
+import resource
+import subprocess
+import time
+from datetime import datetime, timezone
+from importlib.metadata import version
+from pathlib import Path
+
+import numpy as np
+import torch
+from avalanche.core import SupervisedPlugin
+from tqdm.auto import tqdm
+
+from baselines.registry import get_strategy
+from baselines.setup import StrategySetup
+from benchmarks import metrics
+from benchmarks.config import RunConfig
+from benchmarks.data import MNIST, load_mnist
+from benchmarks.store import SCHEMA_VERSION, result_path, write_atomic
+from benchmarks.streams import build_benchmark
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+class AccuracyPlugin(SupervisedPlugin):
+    """Counts correct predictions per evaluated experience; one host sync per experience."""
+
+    def __init__(self):
+        super().__init__()
+        self.accuracies: dict[int, float] = {}
+
+    def before_eval_exp(self, strategy, **kwargs):
+        self._correct = torch.zeros((), dtype=torch.long, device=strategy.device)
+        self._seen = 0
+
+    def after_eval_iteration(self, strategy, **kwargs):
+        self._correct += (strategy.mb_output.argmax(1) == strategy.mb_y).sum()
+        self._seen += len(strategy.mb_y)
+
+    def after_eval_exp(self, strategy, **kwargs):
+        self.accuracies[strategy.experience.current_experience] = self._correct.item() / max(self._seen, 1)
+
+
+class ProgressPlugin(SupervisedPlugin):
+    """A tqdm bar over the iterations of each training experience."""
+
+    def __init__(self, label: str):
+        super().__init__()
+        self.label = label
+        self.bar = None
+
+    def before_training_exp(self, strategy, **kwargs):
+        total = len(strategy.dataloader) * strategy.train_epochs
+        self.bar = tqdm(total=total, desc=f"{self.label} exp {strategy.clock.train_exp_counter}", leave=False, unit="it")
+
+    def after_training_iteration(self, strategy, **kwargs):
+        self.bar.update()
+
+    def after_training_exp(self, strategy, **kwargs):
+        self.bar.close()
+
+
+def evaluate(strategy, stream, accuracy: AccuracyPlugin) -> list[float]:
+    """Accuracy on every experience of ``stream``. The global RNG is restored afterwards so
+    that evaluating (or not) never changes what training sees."""
+    state = torch.get_rng_state()
+    accuracy.accuracies.clear()
+    strategy.eval(stream)
+    torch.set_rng_state(state)
+    return [accuracy.accuracies[i] for i in range(len(stream))]
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def package_versions() -> dict[str, str]:
+    found = {"python": platform.python_version()}
+    for pkg in ("torch", "avalanche-lib", "numpy", "pydantic"):
+        try:
+            found[pkg] = version(pkg)
+        except Exception:
+            found[pkg] = "unknown"
+    return found
+
+
+def peak_rss_bytes() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+
+
+def run(config: RunConfig, *, data: MNIST | None = None, progress: bool = True) -> dict:
+    """Train and evaluate one configuration; return the run record (not yet written)."""
+    data = data or load_mnist(config.data_root)
+    bench = build_benchmark(config.benchmark, data, seed=config.seed, n_experiences=config.n_experiences, valid_fraction=config.valid_fraction)
+    seed_everything(config.seed)  # after the benchmark: stream construction uses its own generator
+
+    spec = get_strategy(config.strategy)
+    options = spec.validate_options(config.strategy_options, config.memory)
+    accuracy = AccuracyPlugin()
+    harness_plugins = [accuracy] + ([ProgressPlugin(f"{config.strategy}/{config.benchmark}")] if progress else [])
+    setup = StrategySetup(
+        backbone=config.backbone,
+        n_classes=bench.n_classes,
+        memory=config.memory,
+        lr=config.lr,
+        optimizer=config.optimizer,
+        batch_size=config.batch_size,
+        eval_batch_size=config.eval_batch_size,
+        epochs=config.epochs,
+        class_masks=bench.class_masks,
+        fast_data=config.fast_data,
+        plugins=harness_plugins,
+    )
+    strategy = spec.build(setup, options)
+    eval_stream = bench.test_stream if config.eval_split == "test" else bench.valid_stream
+    train_experiences = [bench.joint_experience()] if spec.joint else list(bench.train_stream)
+
+    matrix, train_seconds, eval_seconds = [], [], 0.0
+    experiences = tqdm(train_experiences, desc=f"{config.strategy} on {config.benchmark} seed {config.seed}", disable=not progress, unit="exp")
+    for experience in experiences:
+        start = time.perf_counter()
+        strategy.train(experience)
+        train_seconds.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        matrix.append(evaluate(strategy, eval_stream, accuracy))
+        eval_seconds += time.perf_counter() - start
+        experiences.set_postfix(seen_acc=f"{metrics.seen_accuracy(matrix)[-1] if not spec.joint else np.mean(matrix[-1]):.3f}")
+
+    summary = metrics.summarise(matrix, joint=spec.joint)
+    summary.update(
+        train_seconds=sum(train_seconds),
+        eval_seconds=eval_seconds,
+        peak_rss_bytes=peak_rss_bytes(),
+        parameter_count=sum(p.numel() for p in strategy.model.parameters()),
+        memory_bytes=int(spec.memory_bytes(strategy)),
+    )
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "config": config.model_dump(),
+        "config_hash": config.config_hash(),
+        "metrics": summary,
+        "accuracy_matrix": matrix,
+        "experience_seconds": train_seconds,
+        "versions": package_versions(),
+        "git_commit": git_commit(),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def run_and_store(config: RunConfig, results_dir: Path, *, progress: bool = True, data: MNIST | None = None) -> dict:
+    record = run(config, data=data, progress=progress)
+    write_atomic(result_path(results_dir, config), record)
+    return record

@@ -1,0 +1,50 @@
+"""Feature extractors for 28x28 single-channel inputs, selectable by name.
+
+Shared by EpiNet (backbone + latent projection) and the baselines
+(backbone + linear head), so they carry no method-specific parts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from torch import nn
+
+
+def mlp_backbone() -> tuple[nn.Module, int]:
+    """The 2x400 ReLU MLP that is standard for MNIST continual learning."""
+    module = nn.Sequential(
+        nn.Flatten(),
+        nn.Linear(28 * 28, 400),
+        nn.ReLU(),
+        nn.Linear(400, 400),
+        nn.ReLU(),
+    )
+    return module, 400
+
+
+def cnn_backbone() -> tuple[nn.Module, int]:
+    """The notebook ``Encoder``'s convolutional stack (before its projection)."""
+    module = nn.Sequential(
+        nn.Conv2d(1, 32, kernel_size=3, stride=1, padding=1),  # 28x28
+        nn.ReLU(inplace=True),
+        nn.MaxPool2d(2),  # 14x14
+        nn.Conv2d(32, 64, kernel_size=3, stride=1, padding=1),
+        nn.ReLU(inplace=True),
+        nn.MaxPool2d(2),  # 7x7
+        nn.Flatten(),
+    )
+    return module, 64 * 7 * 7
+
+
+BACKBONES: dict[str, Callable[[], tuple[nn.Module, int]]] = {
+    "cnn": cnn_backbone,
+    "mlp": mlp_backbone,
+}
+
+
+def make_backbone(name: str) -> tuple[nn.Module, int]:
+    """Build a fresh backbone: (module mapping [B,1,28,28] -> [B,F], F)."""
+    if name not in BACKBONES:
+        raise ValueError(f"unknown backbone {name!r}; known: {', '.join(sorted(BACKBONES))}")
+    return BACKBONES[name]()

@@ -1,0 +1,53 @@
+"""Mixture-of-experts decoder over [z; r]."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+class MixtureOfExpertsDecoder(nn.Module):
+    """Notebook ``Decoder``.
+
+    With h = [z; r] in R^{2d}:
+        g = softmax(G h) in R^E
+        logits = sum_e g_e * expert_e(h),   expert_e = Linear(2d, H) - ReLU - Linear(H, K)
+
+    The E experts are evaluated together: their first layers form one
+    Linear(2d, E*H) and their second layers one batched [E, H, K] weight.
+    Initialisation matches E separate ``nn.Linear`` layers. With E = 1 the
+    gate weight is exactly 1 and this is a plain two-layer MLP head.
+    """
+
+    def __init__(self, latent_dim: int, hidden_dim: int, num_classes: int, num_experts: int = 4) -> None:
+        super().__init__()
+        self.latent_dim = latent_dim
+        self.hidden_dim = hidden_dim
+        self.num_classes = num_classes
+        self.num_experts = num_experts
+        self.gate = nn.Linear(2 * latent_dim, num_experts)
+        self.expert_hidden = nn.Linear(2 * latent_dim, num_experts * hidden_dim)
+        self.expert_out_weight = nn.Parameter(torch.empty(num_experts, hidden_dim, num_classes))
+        self.expert_out_bias = nn.Parameter(torch.empty(num_experts, num_classes))
+        # nn.Linear's default init (kaiming_uniform with a=sqrt(5)) is
+        # U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weight and bias alike.
+        bound = 1.0 / math.sqrt(hidden_dim)
+        nn.init.uniform_(self.expert_out_weight, -bound, bound)
+        nn.init.uniform_(self.expert_out_bias, -bound, bound)
+
+    def gate_weights(self, z: Tensor, r: Tensor) -> Tensor:
+        """Gate distribution g over experts, shape [B, E]."""
+        return F.softmax(self.gate(torch.cat([z, r], dim=1)), dim=1)
+
+    def expert_logits(self, z: Tensor, r: Tensor) -> Tensor:
+        """Each expert's logits, shape [B, E, K]."""
+        h = torch.cat([z, r], dim=1)
+        hidden = F.relu(self.expert_hidden(h)).view(-1, self.num_experts, self.hidden_dim)
+        return torch.einsum("beh,ehk->bek", hidden, self.expert_out_weight) + self.expert_out_bias
+
+    def forward(self, z: Tensor, r: Tensor) -> Tensor:
+        """Class logits, shape [B, K]."""
+        return torch.einsum("be,bek->bk", self.gate_weights(z, r), self.expert_logits(z, r))

@@ -1,0 +1,265 @@
+"""Fixed-capacity episodic memory with salience-driven admission."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from epinet.salience import TIME_DTYPE, decayed_salience
+
+
+class EpisodicMemory(nn.Module):
+    """Fixed-capacity store of memories m = (x, z, c, r0, tau, y, t).
+
+    Notebook ``EpisodicMemory``, with preallocated buffers and batched
+    admission. Every field is a registered buffer, so the memory moves with
+    ``.to()`` and round-trips through ``state_dict``; only the first
+    ``size`` rows are meaningful.
+
+    Fields, per slot:
+        x:   raw input [*input_shape]; the replay term and re-encoding need it.
+        z:   latent embedding at storage (or last re-encoding) time; the value
+             that recall averages.
+        c:   context key. The notebook never defines c; here it is the
+             L2-normalised latent, ``z / ||z||``. Unit keys turn recall's
+             cosine similarity into a single matmul, and re-encoding
+             refreshes them together with z.
+        r0:  initial salience (the notebook's r0).
+        tau: storage time in clock units (float64, see ``salience.TIME_DTYPE``).
+        y:   class label. t: task label.
+
+    Admission (notebook ``EpisodicMemory.add``): append while under capacity;
+    once full, a newcomer replaces the stored memory of lowest decayed
+    salience iff its r0 is strictly greater. With ``class_balanced=True`` the
+    full-memory rule instead keeps a class-balanced top set (see
+    :meth:`admit`).
+    """
+
+    x: Tensor
+    z: Tensor
+    c: Tensor
+    r0: Tensor
+    tau: Tensor
+    y: Tensor
+    t: Tensor
+    size: Tensor
+
+    def __init__(
+        self,
+        capacity: int,
+        input_shape: Sequence[int],
+        latent_dim: int,
+        class_balanced: bool = False,
+    ) -> None:
+        super().__init__()
+        if capacity <= 0:
+            raise ValueError(f"capacity must be positive, got {capacity}")
+        self.capacity = capacity
+        self.input_shape = tuple(input_shape)
+        self.latent_dim = latent_dim
+        self.class_balanced = class_balanced
+        self.register_buffer("x", torch.zeros(capacity, *self.input_shape))
+        self.register_buffer("z", torch.zeros(capacity, latent_dim))
+        self.register_buffer("c", torch.zeros(capacity, latent_dim))
+        self.register_buffer("r0", torch.zeros(capacity))
+        self.register_buffer("tau", torch.zeros(capacity, dtype=TIME_DTYPE))
+        self.register_buffer("y", torch.zeros(capacity, dtype=torch.long))
+        self.register_buffer("t", torch.zeros(capacity, dtype=torch.long))
+        self.register_buffer("size", torch.zeros((), dtype=torch.long))
+
+    def __len__(self) -> int:
+        return int(self.size)
+
+    def extra_repr(self) -> str:
+        return (
+            f"capacity={self.capacity}, input_shape={self.input_shape}, "
+            f"latent_dim={self.latent_dim}, class_balanced={self.class_balanced}"
+        )
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by all buffers (the full preallocated capacity)."""
+        return sum(b.numel() * b.element_size() for b in self.buffers())
+
+    def salience(self, now: Tensor | float, alpha: float) -> Tensor:
+        """Decayed salience of the stored memories, shape [size]."""
+        n = len(self)
+        return decayed_salience(self.r0[:n], self.tau[:n], now, alpha)
+
+    @torch.no_grad()
+    def admit(
+        self,
+        x: Tensor,
+        z: Tensor,
+        r0: Tensor,
+        y: Tensor,
+        t: Tensor | int,
+        now: Tensor | float,
+        alpha: float,
+    ) -> None:
+        """Offer a batch of B candidate memories; store those that win.
+
+        The result equals applying the notebook's one-at-a-time rule to the
+        batch in order: the first ``capacity - size`` newcomers are appended
+        in batch order; each later one replaces the lowest-decayed-salience
+        memory iff its r0 is strictly greater. Saliences do not change within
+        a batch (newcomers are stamped ``tau = now`` so their salience is r0),
+        so that sequence keeps the top ``capacity`` saliences of stored ∪
+        newcomers, resolved here in one step: newcomers sorted by r0
+        descending are paired with stored memories sorted by salience
+        ascending, and the pairs where the newcomer is strictly greater (a
+        prefix) are swapped in. Ties between equal saliences are resolved in
+        favour of stored memories, then earlier newcomers; the notebook
+        instead resolves a tie between a stored memory and an earlier
+        newcomer of the same batch by slot index. Slot positions of the
+        replacements are unspecified (nothing depends on slot order).
+
+        With ``class_balanced=True``, once full the memory keeps, from
+        stored ∪ newcomers, each class's top ``capacity // n_classes`` by
+        salience (``n_classes`` = classes present in that union), then fills
+        the remaining slots with the highest-salience leftovers; newcomers
+        kept overwrite the slots of stored memories not kept.
+
+        Args:
+            x: raw inputs [B, *input_shape].
+            z: latents [B, latent_dim] (detached; c is derived from them).
+            r0: initial salience [B].
+            y: class labels [B]. t: task labels [B] or one int for all.
+            now: current clock reading. alpha: decay rate per clock unit.
+        """
+        b = x.shape[0]
+        self._check_batch(x, z, r0, y, b)
+        if b == 0:
+            return
+        device = self.x.device
+        new = {
+            "x": x.to(device, self.x.dtype),
+            "z": z.detach().to(device, self.z.dtype),
+            "r0": r0.detach().to(device, self.r0.dtype),
+            "y": y.to(device, torch.long),
+            "t": torch.as_tensor(t, device=device, dtype=torch.long).expand(b),
+        }
+        new["c"] = F.normalize(new["z"], dim=1)
+
+        n = len(self)
+        n_append = min(self.capacity - n, b)
+        if n_append > 0:
+            self._write(
+                torch.arange(n, n + n_append, device=device),
+                torch.arange(n_append, device=device),
+                new,
+                now,
+            )
+            self.size += n_append
+        if n_append == b:
+            return
+
+        late_r0, late_y = new["r0"][n_append:], new["y"][n_append:]
+        if self.class_balanced:
+            slots, chosen = self._balanced_replacements(late_r0, late_y, now, alpha)
+        else:
+            slots, chosen = self._salience_replacements(late_r0, now, alpha)
+        self._write(slots, chosen + n_append, new, now)
+
+    def _check_batch(self, x: Tensor, z: Tensor, r0: Tensor, y: Tensor, b: int) -> None:
+        if tuple(x.shape[1:]) != self.input_shape:
+            raise ValueError(f"x has item shape {tuple(x.shape[1:])}, memory stores {self.input_shape}")
+        if tuple(z.shape) != (b, self.latent_dim):
+            raise ValueError(f"z has shape {tuple(z.shape)}, expected ({b}, {self.latent_dim})")
+        for name, v in (("r0", r0), ("y", y)):
+            if tuple(v.shape) != (b,):
+                raise ValueError(f"{name} has shape {tuple(v.shape)}, expected ({b},)")
+
+    def _salience_replacements(self, new_r0: Tensor, now: Tensor | float, alpha: float) -> tuple[Tensor, Tensor]:
+        """(slots to overwrite, newcomer indices) under replace-the-min."""
+        stored = self.salience(now, alpha)
+        # Stable sorts: among equal values, earlier newcomers and lower slots
+        # come first, which makes tie handling deterministic.
+        new_order = torch.sort(new_r0, descending=True, stable=True).indices
+        old_order = torch.sort(stored, stable=True).indices
+        m = min(new_order.numel(), old_order.numel())
+        # new side non-increasing, old side non-decreasing: wins form a prefix.
+        wins = new_r0[new_order[:m]] > stored[old_order[:m]]
+        k = int(wins.sum())
+        return old_order[:k], new_order[:k]
+
+    def _balanced_replacements(
+        self, new_r0: Tensor, new_y: Tensor, now: Tensor | float, alpha: float
+    ) -> tuple[Tensor, Tensor]:
+        """(slots to overwrite, newcomer indices) under class-balanced selection."""
+        # Stored first, so that ties in the stable sorts favour stored memories.
+        union_salience = torch.cat([self.salience(now, alpha), new_r0])
+        union_labels = torch.cat([self.y, new_y])
+        keep = class_balanced_top(union_salience, union_labels, self.capacity)
+        evicted = (~keep[: self.capacity]).nonzero().squeeze(1)
+        admitted = keep[self.capacity :].nonzero().squeeze(1)
+        return evicted, admitted
+
+    def _write(self, slots: Tensor, idx: Tensor, new: dict[str, Tensor], now: Tensor | float) -> None:
+        for name in ("x", "z", "c", "r0", "y", "t"):
+            getattr(self, name)[slots] = new[name][idx]
+        self.tau[slots] = torch.as_tensor(now, dtype=TIME_DTYPE, device=self.tau.device)
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor, Tensor]:
+        """Draw min(n, size) memories uniformly without replacement: (x, y, t)."""
+        size = len(self)
+        device = generator.device if generator is not None else self.x.device
+        idx = torch.randperm(size, generator=generator, device=device)[: min(n, size)]
+        idx = idx.to(self.x.device)
+        return self.x[idx], self.y[idx], self.t[idx]
+
+    @torch.no_grad()
+    def reencode(self, encoder: nn.Module, batch_size: int = 512) -> None:
+        """Recompute z and c from the stored x with the current encoder.
+
+        Stored latents go stale as the encoder keeps learning; recall compares
+        fresh queries against them, so they are refreshed from the raw inputs.
+        The encoder runs in eval mode so that re-encoding neither updates
+        normalisation statistics nor samples dropout; its modes are restored.
+        """
+        n = len(self)
+        if n == 0:
+            return
+        modes = [(m, m.training) for m in encoder.modules()]
+        encoder.eval()
+        try:
+            for start in range(0, n, batch_size):
+                end = min(start + batch_size, n)
+                z = encoder(self.x[start:end]).to(self.z.dtype)
+                self.z[start:end] = z
+                self.c[start:end] = F.normalize(z, dim=1)
+        finally:
+            for module, training in modes:
+                module.training = training
+
+    def clear(self) -> None:
+        """Forget everything (buffers keep their preallocated size)."""
+        for buffer in self.buffers():
+            buffer.zero_()
+
+
+def class_balanced_top(salience: Tensor, labels: Tensor, k: int) -> Tensor:
+    """Boolean mask choosing k items: each class's top ``k // n_classes`` by
+    salience, then the highest-salience remaining items. Ties go to lower
+    indices. Requires ``salience.numel() >= k``."""
+    n = salience.numel()
+    _, group = torch.unique(labels, return_inverse=True)
+    n_groups = int(group.max()) + 1
+    quota = k // n_groups
+
+    by_salience = torch.sort(salience, descending=True, stable=True).indices
+    # Stable re-sort by class keeps salience order inside each class.
+    by_class = by_salience[torch.sort(group[by_salience], stable=True).indices]
+    counts = torch.bincount(group, minlength=n_groups)
+    class_start = torch.cumsum(counts, 0) - counts
+    rank_in_class = torch.empty(n, dtype=torch.long, device=salience.device)
+    rank_in_class[by_class] = torch.arange(n, device=salience.device) - class_start[group[by_class]]
+
+    keep = rank_in_class < quota
+    leftover = k - int(keep.sum())
+    remaining = by_salience[~keep[by_salience]]
+    keep[remaining[:leftover]] = True
+    return keep

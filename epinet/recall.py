@@ -1,0 +1,63 @@
+"""Salience-weighted recall of stored latents."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from epinet.memory import EpisodicMemory
+
+# Salience can be 0 (a memory stored with zero loss, or decayed below float
+# range). If all top-k saliences are 0 the weights are 0 / EPS = 0 and the
+# recall embedding is the zero vector, the same as "nothing to recall".
+EPS = 1e-8
+
+
+class RecallEngine(nn.Module):
+    """Notebook ``RecallEngine``.
+
+    For a query z_t and each stored memory m:
+        RecallScore_m = cos(z_t, c_m) * salience_m
+    the top-k memories by RecallScore give
+        r_t = sum_i w_i z_i,   w_i = salience_i / sum_j salience_j
+    where the sums run over the top-k and the weights use the decayed
+    salience, not the score.
+    """
+
+    def __init__(self, top_k: int) -> None:
+        super().__init__()
+        if top_k <= 0:
+            raise ValueError(f"top_k must be positive, got {top_k}")
+        self.top_k = top_k
+
+    def extra_repr(self) -> str:
+        return f"top_k={self.top_k}"
+
+    def scores(self, z_query: Tensor, memory: EpisodicMemory, now: Tensor | float, alpha: float) -> Tensor:
+        """RecallScore for every (query, stored memory) pair, shape [B, size]."""
+        return self._scores_and_salience(z_query, memory, now, alpha)[0]
+
+    @staticmethod
+    def _scores_and_salience(
+        z_query: Tensor, memory: EpisodicMemory, now: Tensor | float, alpha: float
+    ) -> tuple[Tensor, Tensor]:
+        n = len(memory)
+        salience = memory.salience(now, alpha)
+        # c is stored unit-norm, so cosine similarity is one matmul.
+        cosine = F.normalize(z_query, dim=1) @ memory.c[:n].T.to(z_query.dtype)
+        return cosine * salience, salience
+
+    def recall(self, z_query: Tensor, memory: EpisodicMemory, now: Tensor | float, alpha: float) -> Tensor:
+        """Recall embedding r_t for each query, shape [B, d]; zeros if memory is empty."""
+        n = len(memory)
+        if n == 0:
+            return torch.zeros_like(z_query)
+        scores, salience = self._scores_and_salience(z_query, memory, now, alpha)
+        top = torch.topk(scores, k=min(self.top_k, n), dim=1).indices  # [B, k]
+        top_salience = salience[top]
+        weights = top_salience / top_salience.sum(dim=1, keepdim=True).clamp_min(EPS)
+        return torch.einsum("bk,bkd->bd", weights, memory.z[top].to(weights.dtype)).to(z_query.dtype)
+
+    def forward(self, z_query: Tensor, memory: EpisodicMemory, now: Tensor | float, alpha: float) -> Tensor:
+        return self.recall(z_query, memory, now, alpha)
