@@ -111,23 +111,40 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def verify_files(root: Path, expected: dict[str, tuple[int, str]] | None = CANONICAL) -> dict[str, str]:
-    """Check every file's size and SHA-256 against ``expected``; return the digests.
+def manifest(root: Path) -> dict[str, tuple[int | None, str]]:
+    """The checksums files are verified against: ``<root>/MNIST/SHA256SUMS`` if the root ships
+    one (``sha256sum`` format; lets custom or test data roots declare their own files), else
+    the canonical MNIST release's sizes and digests."""
+    sums = Path(root) / "MNIST" / "SHA256SUMS"
+    if not sums.is_file():
+        return CANONICAL
+    listed = {}
+    for line in sums.read_text().splitlines():
+        digest, _, name = line.strip().partition("  ")
+        if digest and name:
+            listed[name.lstrip("*")] = (None, digest.lower())
+    missing = [n for n in FILES.values() if n not in listed]
+    if missing:
+        raise DataError(f"{sums} does not list {', '.join(missing)}")
+    return listed
 
-    ``expected=None`` skips the checksum (for self-made IDX files); the IDX header is still
-    checked against the file length when the file is read.
+
+def verify_files(root: Path, expected: dict[str, tuple[int | None, str]] | None = None) -> dict[str, str]:
+    """Check every file's size and SHA-256; return the digests.
+
+    ``expected`` defaults to ``manifest(root)``. The IDX header is checked against the file
+    length again when a file is read.
     """
+    expected = manifest(root) if expected is None else expected
     digests = {}
     for name in FILES.values():
         path = raw_dir(root) / name
-        if expected is None:
-            continue
         size, digest = expected[name]
         actual_size = path.stat().st_size
-        if actual_size != size:
+        if size is not None and actual_size != size:
             raise DataError(
                 f"{path} is {actual_size} bytes, expected {size}: the file is truncated or not MNIST. "
-                f"Delete it and restore the original file."
+                f"Delete it and restore the original file (custom data roots list their files in MNIST/SHA256SUMS)."
             )
         actual = sha256(path)
         if actual != digest:
@@ -167,16 +184,11 @@ def normalise(images: np.ndarray) -> torch.Tensor:
     return x.sub_(MNIST_MEAN).div_(MNIST_STD).unsqueeze(1)
 
 
-def load_mnist(
-    root: str | os.PathLike | None = None,
-    *,
-    download: bool = True,
-    expected: dict[str, tuple[int, str]] | None = CANONICAL,
-) -> MNIST:
+def load_mnist(root: str | os.PathLike | None = None, *, download: bool = True) -> MNIST:
     """Resolve, verify and load MNIST as normalised tensors. Raises DataError with advice."""
     root = resolve_root(root)
     ensure_files(root, download=download)
-    verify_files(root, expected)
+    verify_files(root)
     arrays = {key: read_idx(raw_dir(root) / name) for key, name in FILES.items()}
     for split in ("train", "test"):
         n_img, n_lab = len(arrays[f"{split}_images"]), len(arrays[f"{split}_labels"])
