@@ -27,3 +27,6 @@ test: install
 
 paper: install
 	$(BIN)/epinet-bench sweep benchmarks/configs/paper.yaml --data-root $(DATA_ROOT) --jobs $(JOBS)
+
+perf: install
+	$(BIN)/epinet-bench perf --data-root $(DATA_ROOT) --out results

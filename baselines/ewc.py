@@ -9,7 +9,24 @@ from typing import Literal
 from avalanche.training.plugins import EWCPlugin
 from pydantic import BaseModel, ConfigDict, PositiveFloat
 
+from baselines.loaders import TensorView
 from baselines.registry import register_strategy
+
+
+class TensorEWCPlugin(EWCPlugin):
+    """EWCPlugin whose Fisher pass reads the experience's tensors batch-wise (same batches,
+    same order as the stock per-sample loader, so the importances are identical)."""
+
+    _view = None
+
+    def after_training_exp(self, strategy, **kwargs):
+        tensors = strategy._tensors() if hasattr(strategy, "_tensors") else None
+        self._view = None if tensors is None else TensorView(tensors)
+        super().after_training_exp(strategy, **kwargs)
+
+    def compute_importances(self, model, criterion, optimizer, dataset, device, batch_size, num_workers=0):
+        data = dataset if self._view is None else self._view
+        return super().compute_importances(model, criterion, optimizer, data, device, batch_size, num_workers)
 
 
 class EWCOptions(BaseModel):
@@ -34,5 +51,5 @@ def build(setup, options: EWCOptions):
     decay = options.decay_factor if options.mode == "online" else None
     if options.mode == "online" and decay is None:
         decay = 1.0
-    plugin = EWCPlugin(ewc_lambda=options.ewc_lambda, mode=options.mode, decay_factor=decay)
+    plugin = TensorEWCPlugin(ewc_lambda=options.ewc_lambda, mode=options.mode, decay_factor=decay)
     return setup.strategy(setup.classifier(), plugins=[plugin])

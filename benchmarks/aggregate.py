@@ -6,26 +6,39 @@ from collections.abc import Iterable
 
 import pandas as pd
 
+from benchmarks.metrics import seen_accuracy
+
 GROUP = ["benchmark", "strategy", "experiment", "variant"]
 METRICS = ["final_accuracy", "average_forgetting", "backward_transfer", "learning_accuracy", "train_seconds", "eval_seconds", "peak_rss_bytes", "parameter_count", "memory_bytes"]
 
 
 def runs_frame(records: Iterable[dict]) -> pd.DataFrame:
-    """One row per run: identifying config fields, the config hash and every metric."""
+    """One row per run: identifying config fields, the config hash, every metric and the accuracy matrix."""
     rows = []
     for record in records:
         config, metrics = record["config"], record["metrics"]
-        row = {key: config.get(key) for key in (*GROUP, "seed", "memory", "epochs", "backbone")}
+        row = {key: config.get(key) for key in (*GROUP, "seed", "memory", "epochs", "backbone", "eval_split")}
         row["config_hash"] = record.get("config_hash")
         row.update({m: metrics.get(m) for m in METRICS})
+        row["accuracy_matrix"] = record.get("accuracy_matrix")
         rows.append(row)
-    frame = pd.DataFrame(rows, columns=[*GROUP, "seed", "memory", "epochs", "backbone", "config_hash", *METRICS])
+    frame = pd.DataFrame(rows, columns=[*GROUP, "seed", "memory", "epochs", "backbone", "eval_split", "config_hash", *METRICS, "accuracy_matrix"])
     return frame.astype({m: float for m in METRICS})
 
 
-def summary(frame: pd.DataFrame, metrics=("final_accuracy", "average_forgetting", "train_seconds")) -> pd.DataFrame:
-    """Mean, std and seed count per (benchmark, strategy, experiment, variant, memory)."""
-    keys = [*GROUP, "memory"]
+def seen_accuracy_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """Long form of metrics.seen_accuracy: one row per run and training experience (1-based)."""
+    rows = [
+        {**{key: run[key] for key in (*GROUP, "seed", "memory")}, "experience": i, "seen_accuracy": acc}
+        for run in frame.to_dict("records")
+        for i, acc in enumerate(seen_accuracy(run["accuracy_matrix"]), start=1)
+    ]
+    return pd.DataFrame(rows, columns=[*GROUP, "seed", "memory", "experience", "seen_accuracy"])
+
+
+def summary(frame: pd.DataFrame, metrics=("final_accuracy", "average_forgetting", "train_seconds"), keys=(*GROUP, "memory")) -> pd.DataFrame:
+    """Mean, std (pandas, ddof=1) and seed count per ``keys`` (default: benchmark, strategy, experiment, variant, memory)."""
+    keys = list(keys)
     grouped = frame.groupby(keys, dropna=False)[list(metrics)]
     out = grouped.agg(["mean", "std"])
     out.columns = [f"{m}_{stat}" for m, stat in out.columns]

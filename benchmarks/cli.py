@@ -44,7 +44,7 @@ def _run_fields(args) -> dict:
     return fields
 
 
-RUN_FLAGS = {"benchmark", "strategy", "seed", "epochs", "batch_size", "eval_batch_size", "lr", "optimizer", "memory", "backbone", "n_experiences", "eval_split", "data_root"}
+RUN_FLAGS = {"benchmark", "strategy", "seed", "epochs", "batch_size", "eval_batch_size", "lr", "optimizer", "memory", "backbone", "n_experiences", "train_per_experience", "eval_split", "data_root"}
 
 
 def cmd_run(args) -> int:
@@ -88,6 +88,25 @@ def cmd_sweep(args) -> int:
     return 1 if report.failed else 0
 
 
+def cmd_report(args) -> int:
+    from benchmarks.report import report
+
+    return report(args.results_dir, update_readme_path=args.update_readme, figures=not args.no_figures)
+
+
+def cmd_perf(args) -> int:
+    from benchmarks.perf import markdown, run_perf, update_readme, write_results
+
+    log = (lambda *a: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr))
+    results = run_perf(repeats=args.repeats, data_root=args.data_root, threads=args.threads, quick=not args.skip_quick, log=log)
+    json_path, md_path = write_results(results, args.out)
+    print(markdown(results))
+    if args.update_readme:
+        update_readme(args.update_readme, markdown(results))
+    print(f"wrote {json_path} and {md_path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="epinet-bench", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -116,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--memory", type=int, help="memory budget in items (replay buffer, EpiNet capacity)")
     p.add_argument("--backbone", help="mlp | cnn")
     p.add_argument("--n-experiences", type=int)
+    p.add_argument("--train-per-experience", type=int, help="train on a seeded subset of this many samples per experience")
     p.add_argument("--eval-split", help="test (default) | valid (for choosing hyperparameters)")
     p.add_argument("--option", action="append", metavar="KEY=VALUE", help="strategy option, e.g. --option ewc_lambda=1000 or --option top_k=10")
     p.set_defaults(fn=cmd_run)
@@ -125,6 +145,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config", type=Path, help="e.g. benchmarks/configs/quick.yaml")
     p.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
     p.set_defaults(fn=cmd_sweep)
+
+    p = sub.add_parser("report", help="tables (Markdown, LaTeX, CSV) and figures (PNG, PDF) from finished runs")
+    p.add_argument("results_dir", nargs="?", type=Path, default=DEFAULT_RESULTS, metavar="RESULTS_DIR", help="results directory (default: results); writes RESULTS_DIR/tables and RESULTS_DIR/figures")
+    p.add_argument("--update-readme", type=Path, metavar="README", help="also rewrite the main table between <!-- main-table:start --> and <!-- main-table:end --> in this file")
+    p.add_argument("--no-figures", action="store_true", help="tables only (faster)")
+    p.set_defaults(fn=cmd_report)
+
+    p = sub.add_parser("perf", help="time the harness and EpiNet on this machine; write OUT/perf.json and OUT/perf.md")
+    common(p, results=False)
+    p.add_argument("--repeats", type=int, default=5, help="timed repeats per measurement; medians are reported (default 5)")
+    p.add_argument("--out", type=Path, default=DEFAULT_RESULTS, help="where perf.json and perf.md go (default: results)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads in the timing process (default 1, as each sweep worker runs)")
+    p.add_argument("--skip-quick", action="store_true", help="skip (e), the full quick.yaml sweep (a few minutes)")
+    p.add_argument("--update-readme", type=Path, metavar="README", help="also put the table between <!-- perf-table:start --> and <!-- perf-table:end --> in this file")
+    p.set_defaults(fn=cmd_perf)
     return parser
 
 

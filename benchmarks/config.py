@@ -17,6 +17,9 @@ from epinet.backbones import BACKBONES
 
 # Fields that say where things are or how loudly to run, not what is computed.
 NOT_HASHED = {"seed", "data_root"}
+# Fields added after results were first stored: left out of the hash while at their default,
+# so that adding a field never orphans the results already on disk.
+HASHED_UNLESS_DEFAULT = {"train_per_experience"}
 
 
 class ConfigError(ValueError):
@@ -49,6 +52,7 @@ class RunConfig(BaseModel):
     backbone: str = "mlp"
     n_experiences: PositiveInt | None = None
     valid_fraction: float = Field(0.1, gt=0, lt=1)
+    train_per_experience: PositiveInt | None = None  # a seeded subset of each experience's training data
     eval_split: Literal["test", "valid"] = "test"
     fast_data: bool = True
     strategy_options: dict[str, Any] = Field(default_factory=dict)
@@ -90,7 +94,11 @@ class RunConfig(BaseModel):
         return self
 
     def hashed_fields(self) -> dict[str, Any]:
-        return self.model_dump(exclude=NOT_HASHED)
+        fields = self.model_dump(exclude=NOT_HASHED)
+        for name in HASHED_UNLESS_DEFAULT:
+            if fields[name] == type(self).model_fields[name].default:
+                del fields[name]
+        return fields
 
     def config_hash(self) -> str:
         canonical = json.dumps(self.hashed_fields(), sort_keys=True, default=str)
@@ -114,6 +122,7 @@ class Experiment(BaseModel):
     strategies: list[str]
     overrides: dict[str, Any] = Field(default_factory=dict)
     variants: dict[str, dict[str, Any]] = Field(default_factory=lambda: {"default": {}})
+    seeds: list[int] | None = Field(None, min_length=1)  # overrides the sweep's seeds for this block
 
 
 class SweepConfig(BaseModel):
@@ -132,7 +141,7 @@ class SweepConfig(BaseModel):
         runs = []
         for exp in self.experiments:
             for bench, strat, (variant, over), seed in itertools.product(
-                exp.benchmarks, exp.strategies, exp.variants.items(), self.seeds
+                exp.benchmarks, exp.strategies, exp.variants.items(), exp.seeds or self.seeds
             ):
                 options = {**self.strategy_options.get(strat, {}), **self.strategy_options.get(f"{strat}@{bench}", {})}
                 fields = {**self.defaults, **exp.overrides, **over}

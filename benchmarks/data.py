@@ -120,9 +120,11 @@ def manifest(root: Path) -> dict[str, tuple[int | None, str]]:
         return CANONICAL
     listed = {}
     for line in sums.read_text().splitlines():
-        digest, _, name = line.strip().partition("  ")
+        # "<hex>  <name>" (text mode) or "<hex> *<name>" (binary mode, `sha256sum -b`)
+        digest, _, name = line.strip().partition(" ")
+        name = name.removeprefix(" ").removeprefix("*")
         if digest and name:
-            listed[name.lstrip("*")] = (None, digest.lower())
+            listed[name] = (None, digest.lower())
     missing = [n for n in FILES.values() if n not in listed]
     if missing:
         raise DataError(f"{sums} does not list {', '.join(missing)}")

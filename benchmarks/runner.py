@@ -107,7 +107,14 @@ def peak_rss_bytes() -> int:
 def run(config: RunConfig, *, data: MNIST | None = None, progress: bool = True) -> dict:
     """Train and evaluate one configuration; return the run record (not yet written)."""
     data = data or load_mnist(config.data_root)
-    bench = build_benchmark(config.benchmark, data, seed=config.seed, n_experiences=config.n_experiences, valid_fraction=config.valid_fraction)
+    bench = build_benchmark(
+        config.benchmark,
+        data,
+        seed=config.seed,
+        n_experiences=config.n_experiences,
+        valid_fraction=config.valid_fraction,
+        train_per_experience=config.train_per_experience,
+    )
     seed_everything(config.seed)  # after the benchmark: stream construction uses its own generator
 
     spec = get_strategy(config.strategy)

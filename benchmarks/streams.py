@@ -80,11 +80,17 @@ class Benchmark:
         return joint
 
 
-def _holdout(n: int, fraction: float, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """Split indices 0..n-1 into (train, valid) with a seeded permutation."""
+def _holdout(
+    n: int, fraction: float, generator: torch.Generator, train_limit: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Split indices 0..n-1 into (train, valid) with a seeded permutation; optionally keep
+    only ``train_limit`` of the training indices (the validation part is unaffected)."""
     order = torch.randperm(n, generator=generator)
     n_valid = int(round(n * fraction))
-    return order[n_valid:].sort().values, order[:n_valid].sort().values
+    train = order[n_valid:]
+    if train_limit is not None and train_limit < len(train):
+        train = train[:train_limit]  # a prefix of a random permutation: a uniform subset
+    return train.sort().values, order[:n_valid].sort().values
 
 
 def _scenario(train, valid, test) -> CLScenario:
@@ -98,7 +104,13 @@ def _scenario(train, valid, test) -> CLScenario:
 
 
 def split_mnist(
-    data: MNIST, *, seed: int = 0, n_experiences: int = 5, task_labels: bool = False, valid_fraction: float = 0.1
+    data: MNIST,
+    *,
+    seed: int = 0,
+    n_experiences: int = 5,
+    task_labels: bool = False,
+    valid_fraction: float = 0.1,
+    train_per_experience: int | None = None,
 ) -> Benchmark:
     """Split-MNIST: classes 0..9 in fixed order, ``10 / n_experiences`` classes per experience."""
     if n_experiences < 1 or N_CLASSES % n_experiences:
@@ -115,7 +127,7 @@ def split_mnist(
             idx = torch.isin(y, classes).nonzero().squeeze(1)
             t = torch.full((len(idx),), task, dtype=torch.long)
             if out is None:
-                keep, held = _holdout(len(idx), valid_fraction, generator)
+                keep, held = _holdout(len(idx), valid_fraction, generator, train_per_experience)
                 train.append((x[idx[keep]], y[idx[keep]], t[keep]))
                 valid.append((x[idx[held]], y[idx[held]], t[held]))
             else:
@@ -130,7 +142,14 @@ def split_mnist(
     )
 
 
-def permuted_mnist(data: MNIST, *, seed: int = 0, n_experiences: int = 10, valid_fraction: float = 0.1) -> Benchmark:
+def permuted_mnist(
+    data: MNIST,
+    *,
+    seed: int = 0,
+    n_experiences: int = 10,
+    valid_fraction: float = 0.1,
+    train_per_experience: int | None = None,
+) -> Benchmark:
     """Permuted-MNIST: each experience permutes the 784 pixels with its own seeded permutation."""
     if n_experiences < 1:
         raise ValueError(f"n_experiences must be positive (got {n_experiences})")
@@ -139,7 +158,7 @@ def permuted_mnist(data: MNIST, *, seed: int = 0, n_experiences: int = 10, valid
     n_pixels = data.train_x[0].numel()
     for i in range(n_experiences):
         perm = torch.randperm(n_pixels, generator=generator)
-        keep, held = _holdout(len(data.train_y), valid_fraction, generator)
+        keep, held = _holdout(len(data.train_y), valid_fraction, generator, train_per_experience)
         for x, y, rows, out in (
             (data.train_x, data.train_y, keep, train),
             (data.train_x, data.train_y, held, valid),
@@ -151,12 +170,25 @@ def permuted_mnist(data: MNIST, *, seed: int = 0, n_experiences: int = 10, valid
     return Benchmark("permuted-mnist", _scenario(train, valid, test), N_CLASSES)
 
 
-def build_benchmark(name: str, data: MNIST, *, seed: int, n_experiences: int | None = None, valid_fraction: float = 0.1) -> Benchmark:
-    """Build a benchmark by name. Uses its own RNG: the global torch RNG is left untouched."""
+def build_benchmark(
+    name: str,
+    data: MNIST,
+    *,
+    seed: int,
+    n_experiences: int | None = None,
+    valid_fraction: float = 0.1,
+    train_per_experience: int | None = None,
+) -> Benchmark:
+    """Build a benchmark by name. Uses its own RNG: the global torch RNG is left untouched.
+
+    ``train_per_experience`` keeps a seeded random subset of that many training samples in
+    each experience (after the validation hold-out); None keeps them all.
+    """
+    common = dict(seed=seed, valid_fraction=valid_fraction, train_per_experience=train_per_experience)
     if name == "split-mnist":
-        return split_mnist(data, seed=seed, n_experiences=n_experiences or 5, valid_fraction=valid_fraction)
+        return split_mnist(data, n_experiences=n_experiences or 5, **common)
     if name == "split-mnist-task":
-        return split_mnist(data, seed=seed, n_experiences=n_experiences or 5, task_labels=True, valid_fraction=valid_fraction)
+        return split_mnist(data, n_experiences=n_experiences or 5, task_labels=True, **common)
     if name == "permuted-mnist":
-        return permuted_mnist(data, seed=seed, n_experiences=n_experiences or 10, valid_fraction=valid_fraction)
+        return permuted_mnist(data, n_experiences=n_experiences or 10, **common)
     raise ValueError(f"unknown benchmark {name!r}; known: {', '.join(BENCHMARKS)}")

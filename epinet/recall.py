@@ -30,6 +30,10 @@ class RecallEngine(nn.Module):
         if top_k <= 0:
             raise ValueError(f"top_k must be positive, got {top_k}")
         self.top_k = top_k
+        # Reused storage for recall's [B, size] score matrix (not state: never saved or
+        # moved). A fresh multi-megabyte tensor per call costs more in page faults than the
+        # elementwise work done on it once the memory is large.
+        self._workspace: Tensor | None = None
 
     def extra_repr(self) -> str:
         return f"top_k={self.top_k}"
@@ -40,20 +44,33 @@ class RecallEngine(nn.Module):
 
     @staticmethod
     def _scores_and_salience(
-        z_query: Tensor, memory: EpisodicMemory, now: Tensor | float, alpha: float
+        z_query: Tensor, memory: EpisodicMemory, now: Tensor | float, alpha: float, out: Tensor | None = None
     ) -> tuple[Tensor, Tensor]:
         n = len(memory)
         salience = memory.salience(now, alpha)
         # c is stored unit-norm, so cosine similarity is one matmul.
-        cosine = F.normalize(z_query, dim=1) @ memory.c[:n].T.to(z_query.dtype)
-        return cosine * salience, salience
+        query, keys = F.normalize(z_query, dim=1), memory.c[:n].T.to(z_query.dtype)
+        cosine = query @ keys if out is None else torch.mm(query, keys, out=out)
+        if torch.result_type(cosine, salience) != cosine.dtype:
+            return cosine * salience, salience
+        return cosine.mul_(salience), salience  # in place: the same products, one pass less
+
+    def _scores_out(self, z_query: Tensor, n: int) -> Tensor | None:
+        """A [B, n] view of the reused workspace, or None where ``out=`` cannot be used."""
+        if torch.is_grad_enabled() and z_query.requires_grad:
+            return None  # out= does not support autograd
+        need = z_query.shape[0] * n
+        ws = self._workspace
+        if ws is None or ws.numel() < need or ws.dtype != z_query.dtype or ws.device != z_query.device:
+            ws = self._workspace = torch.empty(need, dtype=z_query.dtype, device=z_query.device)
+        return ws[:need].view(z_query.shape[0], n)
 
     def recall(self, z_query: Tensor, memory: EpisodicMemory, now: Tensor | float, alpha: float) -> Tensor:
         """Recall embedding r_t for each query, shape [B, d]; zeros if memory is empty."""
         n = len(memory)
         if n == 0:
             return torch.zeros_like(z_query)
-        scores, salience = self._scores_and_salience(z_query, memory, now, alpha)
+        scores, salience = self._scores_and_salience(z_query, memory, now, alpha, self._scores_out(z_query, n))
         top = torch.topk(scores, k=min(self.top_k, n), dim=1).indices  # [B, k]
         top_salience = salience[top]
         weights = top_salience / top_salience.sum(dim=1, keepdim=True).clamp_min(EPS)

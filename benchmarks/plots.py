@@ -1,0 +1,183 @@
+"""Figures of ``epinet-bench report`` (seaborn on matplotlib's Agg backend; PNG and PDF).
+
+* ``seen_accuracy``             (a) accuracy on the experiences seen so far after each training experience
+* ``accuracy_matrix_<bench>``   (b) accuracy matrix per strategy, mean over seeds
+* ``forgetting``                (c) average forgetting per strategy and benchmark
+* ``ablation``                  (d) EpiNet final accuracy, full against each ablation variant
+* ``memory``                    (e) final accuracy against memory budget (log x)
+
+Bands and error bars are ± one standard deviation over seeds (seaborn ``errorbar="sd"``); with
+one seed there is none. Figures are built as ``matplotlib.figure.Figure`` objects, never shown.
+Each function returns the paths it wrote or raises ``report.NoData``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import FixedLocator, NullLocator
+
+from benchmarks.aggregate import seen_accuracy_frame
+from benchmarks.report import ABLATION_BENCHMARK, ABLATION_ORDER, FULL_LABEL, MEMORY_BENCHMARK, STRATEGY_ORDER, NoData, benchmark_order, ordered, strategy_order, upper_bounds
+
+CMAP = "viridis"
+
+
+def palette(strategies) -> dict[str, tuple]:
+    """One colour per strategy, the same in every figure (known strategies keep theirs)."""
+    colours = sns.color_palette("colorblind", 10)
+    fixed = dict(zip(STRATEGY_ORDER, (7, 1, 2, 0, 4)))  # naive grey, ewc orange, replay green, epinet blue, joint pink
+    spare = [9, 5, 3, 8, 6]  # colours no fixed strategy uses
+    others = [s for s in strategy_order(strategies) if s not in fixed]
+    return {**{s: colours[i] for s, i in fixed.items()}, **{s: colours[spare[k % len(spare)]] for k, s in enumerate(others)}}
+
+
+def save(fig: Figure, stem: Path) -> list[Path]:
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    png, pdf = stem.parent / f"{stem.name}.png", stem.parent / f"{stem.name}.pdf"
+    fig.savefig(png, dpi=150)
+    fig.savefig(pdf, metadata={"CreationDate": None})
+    return [png, pdf]
+
+
+def seen_accuracy(runs: pd.DataFrame, out_dir: Path) -> list[Path]:
+    """(a) One panel per benchmark: mean accuracy on the experiences seen so far, band ± sd over seeds."""
+    if runs.empty:
+        raise NoData("no main-experiment runs")
+    upper = upper_bounds(runs)
+    benchmarks, strategies = benchmark_order(runs["benchmark"]), strategy_order(runs["strategy"])
+    colours = palette(strategies)
+    continual = runs[~runs["strategy"].isin(upper)]
+    long = seen_accuracy_frame(continual)
+    fig = Figure(figsize=(4.0 * len(benchmarks) + 1.8, 3.6), layout="constrained")
+    axes = fig.subplots(1, len(benchmarks), sharey=True, squeeze=False)[0]
+    for ax, bench in zip(axes, benchmarks):
+        data = long[long["benchmark"] == bench]
+        if not data.empty:
+            order = [s for s in strategies if s in set(data["strategy"])]
+            sns.lineplot(data=data, x="experience", y="seen_accuracy", hue="strategy", hue_order=order, palette=colours, errorbar="sd", marker="o", legend=False, ax=ax)
+            ax.xaxis.set_major_locator(FixedLocator(sorted(data["experience"].unique())))
+        for s in strategies:
+            if s in upper:
+                final = runs.loc[(runs["benchmark"] == bench) & (runs["strategy"] == s), "final_accuracy"]
+                if len(final):
+                    ax.axhline(final.mean(), color=colours[s], linestyle="--", linewidth=1.2)
+        ax.set(title=bench, xlabel="after training experience", ylabel="accuracy on seen experiences", ylim=(0, 1.02))
+    handles = [Line2D([], [], color=colours[s], marker=None if s in upper else "o", linestyle="--" if s in upper else "-", label=f"{s} (upper bound)" if s in upper else s) for s in strategies]
+    fig.legend(handles=handles, loc="outside right center", frameon=False)
+    return save(fig, out_dir / "seen_accuracy")
+
+
+def mean_matrices(runs: pd.DataFrame, log: Callable = print) -> dict[tuple[str, str], tuple[np.ndarray, int]]:
+    """(benchmark, strategy) -> (mean accuracy matrix over seeds, seeds); runs of another shape are left out."""
+    out = {}
+    for (bench, strategy), group in runs.groupby(["benchmark", "strategy"]):
+        mats = [np.asarray(m, float) for m in group["accuracy_matrix"]]
+        shapes = pd.Series([m.shape for m in mats])
+        shape = shapes.mode().iloc[0]
+        if (shapes != shape).any():
+            log(f"figures/accuracy_matrix: {strategy} on {bench}: left out {int((shapes != shape).sum())} runs whose matrix is not {shape[0]}x{shape[1]}")
+        kept = [m for m in mats if m.shape == shape]
+        out[bench, strategy] = (np.mean(kept, axis=0), len(kept))
+    return out
+
+
+def accuracy_matrices(runs: pd.DataFrame, out_dir: Path, log: Callable = print) -> list[Path]:
+    """(b) One figure per benchmark, one annotated heatmap per strategy: R[i][j] averaged over seeds."""
+    if runs.empty:
+        raise NoData("no main-experiment runs")
+    means = mean_matrices(runs, log)
+    paths = []
+    for bench in benchmark_order(runs["benchmark"]):
+        strategies = [s for s in strategy_order(runs["strategy"]) if (bench, s) in means]
+        n_exp = max(means[bench, s][0].shape[1] for s in strategies)
+        side = 0.42 * n_exp + 0.9
+        fig = Figure(figsize=(side * len(strategies) + 1.0, side + 0.6), layout="constrained")
+        axes = fig.subplots(1, len(strategies), squeeze=False)[0]
+        for ax, s in zip(axes, strategies):
+            matrix, seeds = means[bench, s]
+            rows, cols = matrix.shape
+            sns.heatmap(
+                matrix, ax=ax, vmin=0, vmax=1, cmap=CMAP, cbar=False, square=True, annot=True, fmt=".2f",
+                annot_kws={"size": 6 if cols > 6 else 8},
+                xticklabels=list(range(1, cols + 1)), yticklabels=["all"] if rows == 1 and cols > 1 else list(range(1, rows + 1)),
+            )
+            ax.set(title=f"{s} (n={seeds})", xlabel="tested on experience")
+            ax.tick_params(axis="y", rotation=0)
+        axes[0].set_ylabel("after training experience")
+        fig.colorbar(ScalarMappable(norm=Normalize(0, 1), cmap=CMAP), ax=list(axes), shrink=0.8, label="accuracy")
+        fig.suptitle(f"Accuracy matrix on {bench} (mean over seeds)")
+        paths += save(fig, out_dir / f"accuracy_matrix_{bench}")
+    return paths
+
+
+def forgetting(runs: pd.DataFrame, out_dir: Path) -> list[Path]:
+    """(c) Average forgetting per benchmark and strategy, bars ± sd over seeds (joint has none)."""
+    if runs.empty:
+        raise NoData("no main-experiment runs")
+    upper = upper_bounds(runs)
+    data = runs[~runs["strategy"].isin(upper) & runs["average_forgetting"].notna()]
+    if data.empty:
+        raise NoData("no runs with a defined forgetting (joint has none)")
+    strategies = strategy_order(data["strategy"])
+    benchmarks = benchmark_order(data["benchmark"])
+    fig = Figure(figsize=(1.2 + 0.5 * len(strategies) * len(benchmarks) + 1.5, 3.6), layout="constrained")
+    ax = fig.subplots()
+    sns.barplot(data=data, x="benchmark", y="average_forgetting", hue="strategy", order=benchmarks, hue_order=strategies, palette=palette(strategies), errorbar="sd", capsize=0.15, err_kws={"linewidth": 1}, ax=ax)
+    ax.set(xlabel="", ylabel="average forgetting (lower is better)", ylim=(0, max(1.0, float(data["average_forgetting"].max()) + 0.05)))
+    ax.set_title("Average forgetting, mean ± sd over seeds" + (f" ({', '.join(sorted(upper))}: not defined)" if upper else ""), fontsize=10)
+    sns.move_legend(ax, "upper left", bbox_to_anchor=(1.0, 1.0), frameon=False, title=None)
+    return save(fig, out_dir / "forgetting")
+
+
+def ablation(full: pd.DataFrame, variants: pd.DataFrame, out_dir: Path) -> list[Path]:
+    """(d) EpiNet final accuracy: full (main experiment) and each ablation variant, bars ± sd."""
+    if variants.empty:
+        raise NoData("no ablation runs")
+    labels = ([FULL_LABEL] if not full.empty else []) + ordered(variants["variant"], ABLATION_ORDER)
+    data = pd.concat([full.assign(label=FULL_LABEL), variants.assign(label=variants["variant"])], ignore_index=True)
+    colour = palette(["epinet"])["epinet"]
+    colours = {label: (colour if label == FULL_LABEL else (0.62, 0.62, 0.62)) for label in labels}
+    fig = Figure(figsize=(1.5 + 0.75 * len(labels), 3.8), layout="constrained")
+    ax = fig.subplots()
+    sns.barplot(data=data, x="label", y="final_accuracy", hue="label", order=labels, hue_order=labels, palette=colours, errorbar="sd", capsize=0.2, err_kws={"linewidth": 1}, legend=False, ax=ax)
+    if not full.empty:
+        ax.axhline(full["final_accuracy"].mean(), color=colour, linestyle="--", linewidth=1)
+    ax.set(xlabel="", ylabel="final accuracy", ylim=(0, 1.02))
+    ax.set_title(f"EpiNet ablations on {ABLATION_BENCHMARK}, mean ± sd over seeds", fontsize=10)
+    ax.tick_params(axis="x", rotation=30)
+    for label in ax.get_xticklabels():
+        label.set_horizontalalignment("right")
+    return save(fig, out_dir / "ablation")
+
+
+def memory(runs: pd.DataFrame, out_dir: Path) -> list[Path]:
+    """(e) Final accuracy against memory budget (log x) per strategy, band ± sd over seeds."""
+    if runs.empty:
+        raise NoData("no memory runs")
+    strategies = strategy_order(runs["strategy"])
+    data = runs.assign(memory=runs["memory"].astype(float))
+    fig = Figure(figsize=(5.6, 3.8), layout="constrained")
+    ax = fig.subplots()
+    sns.lineplot(data=data, x="memory", y="final_accuracy", hue="strategy", hue_order=strategies, palette=palette(strategies), errorbar="sd", marker="o", ax=ax)
+    ax.set_xscale("log")
+    sizes = sorted(data["memory"].dropna().unique())
+    ax.xaxis.set_major_locator(FixedLocator(sizes))
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.set_xticklabels([f"{int(s)}" for s in sizes])
+    ax.set(xlabel="memory budget (items, log scale)", ylabel="final accuracy", ylim=(0, 1.02))
+    ax.set_title(f"Final accuracy against memory on {MEMORY_BENCHMARK}, mean ± sd over seeds", fontsize=10)
+    sns.move_legend(ax, "lower right", frameon=False, title=None)
+    return save(fig, out_dir / "memory")
