@@ -1,0 +1,395 @@
+"""Tables of ``epinet-bench report`` from hand-made run JSONs, checked against numbers computed here.
+
+Standard deviations are sample standard deviations (ddof = 1, pandas' default), computed here by
+formula; Welch's t, its degrees of freedom and its two-sided p are computed here by formula too
+(p by integrating Student's t density numerically), never by scipy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from benchmarks.cli import build_parser
+from benchmarks.report import README_END, README_START, embedded_table, human_bytes, load_runs, readme_table, report, update_readme
+from benchmarks.store import SCHEMA_VERSION, RunResult
+
+REPO = Path(__file__).resolve().parents[2]
+
+# ----------------------------------------------------------------------------- hand-made runs
+
+MEMORY_BYTES = {"naive": 0, "ewc": 19_136_400, "replay": 1_576_000, "epinet": 2_094_008, "joint": 0, "agem": 512}
+N_EXP = 3
+
+
+def make_record(benchmark, strategy, seed, final, forgetting=None, *, experiment="main", variant="default", memory=500, memory_bytes=None, n_exp=N_EXP, joint=None) -> dict:
+    """A valid run record (store.RunResult) whose accuracy matrix has exactly ``final`` and ``forgetting``."""
+    joint = strategy == "joint" if joint is None else joint
+    T = n_exp - 1
+    if joint:
+        matrix = [[final] * n_exp]
+    else:
+        # rows i < T: a + forgetting on seen experiences, 0 on unseen; last row: a on old ones, b on the newest
+        low, high = max((T + 1) * final - T * (1 - forgetting), 0.0), min((T + 1) * final, 1.0)
+        b = (low + high) / 2
+        a = ((T + 1) * final - b) / T
+        matrix = [[(a + forgetting if j <= i else 0.0) for j in range(n_exp)] for i in range(T)] + [[a] * T + [b]]
+    config = {
+        "benchmark": benchmark, "strategy": strategy, "seed": seed, "epochs": 1, "batch_size": 128, "eval_batch_size": 1000,
+        "lr": 0.001, "optimizer": "adam", "memory": memory, "backbone": "mlp", "n_experiences": None, "valid_fraction": 0.1,
+        "eval_split": "test", "fast_data": True, "strategy_options": {}, "experiment": experiment, "variant": variant, "data_root": None,
+    }
+    hashed = {k: v for k, v in config.items() if k not in ("seed", "data_root")}
+    record = {
+        "schema_version": SCHEMA_VERSION,
+        "config": config,
+        "config_hash": hashlib.sha256(json.dumps(hashed, sort_keys=True).encode()).hexdigest()[:12],
+        "metrics": {
+            "final_accuracy": final, "average_forgetting": None if joint else forgetting,
+            "backward_transfer": None if joint else -forgetting, "learning_accuracy": None,
+            "train_seconds": 1.0, "eval_seconds": 0.1, "peak_rss_bytes": 10**9, "parameter_count": 1000,
+            "memory_bytes": MEMORY_BYTES.get(strategy, 0) if memory_bytes is None else memory_bytes,
+        },
+        "accuracy_matrix": matrix,
+        "experience_seconds": [0.3] * len(matrix),
+        "versions": {"python": "3.11"},
+        "git_commit": None,
+        "created": "2026-01-01T00:00:00+00:00",
+    }
+    RunResult.model_validate(record)  # the helper only makes records the harness accepts
+    return record
+
+
+def write_record(results: Path, record: dict) -> Path:
+    c = record["config"]
+    path = Path(results) / "runs" / c["benchmark"] / c["strategy"] / record["config_hash"] / f"seed{c['seed']}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record))
+    return path
+
+
+# (benchmark, strategy) -> (final accuracies, forgetting) per seed
+MAIN = {
+    ("split-mnist", "naive"): ([0.20, 0.19, 0.21], [0.95, 0.97, 0.96]),
+    ("split-mnist", "ewc"): ([0.84, 0.85, 0.87], [0.20, 0.22, 0.21]),
+    ("split-mnist", "replay"): ([0.80, 0.82, 0.81], [0.15, 0.13, 0.14]),
+    ("split-mnist", "epinet"): ([0.90, 0.91, 0.92], [0.10, 0.08, 0.12]),
+    ("split-mnist", "joint"): ([0.97, 0.98, 0.96], [None] * 3),
+    ("split-mnist", "agem"): ([0.79, 0.83, 0.84], [0.30, 0.40, 0.35]),
+    ("permuted-mnist", "naive"): ([0.60, 0.62], [0.30, 0.32]),
+    ("permuted-mnist", "ewc"): ([0.70, 0.72], [0.10, 0.12]),
+    ("permuted-mnist", "replay"): ([0.72, 0.70], [0.08, 0.10]),
+    ("permuted-mnist", "epinet"): ([0.65, 0.67], [0.20, 0.22]),
+    ("permuted-mnist", "joint"): ([0.90, 0.92], [None] * 2),
+}
+ABLATION = {"no-recall": ([0.80, 0.82, 0.81], [0.30, 0.32, 0.31]), "no-decay": ([0.88, 0.90], [0.12, 0.14]), "aaa-extra": ([0.85], [0.2])}
+MEMORY = {("replay", 100): [0.50, 0.54], ("replay", 1000): [0.88, 0.90], ("epinet", 100): [0.60, 0.64], ("epinet", 1000): [0.93, 0.95]}
+
+
+def write_dataset(results: Path, main=True, ablation=True, memory=True, strategies=None) -> Path:
+    """The runs above under ``results``; ``strategies`` limits the main experiment to those."""
+    if main:
+        for (bench, strategy), (accs, forgs) in MAIN.items():
+            if strategies is not None and strategy not in strategies:
+                continue
+            for seed, (acc, forg) in enumerate(zip(accs, forgs)):
+                write_record(results, make_record(bench, strategy, seed, acc, forg))
+    if ablation:
+        for variant, (accs, forgs) in ABLATION.items():
+            for seed, (acc, forg) in enumerate(zip(accs, forgs)):
+                write_record(results, make_record("split-mnist", "epinet", seed, acc, forg, experiment="ablation", variant=variant))
+    if memory:
+        for (strategy, size), accs in MEMORY.items():
+            for seed, acc in enumerate(accs):
+                write_record(results, make_record("split-mnist", strategy, seed, acc, 0.1, experiment="memory", memory=size, memory_bytes=size * 3136))
+    return results
+
+
+# ----------------------------------------------------------------------------- hand statistics
+
+
+def mean(xs):
+    return sum(xs) / len(xs)
+
+
+def sd(xs):  # sample standard deviation, ddof = 1 (what pandas' std computes)
+    m = mean(xs)
+    return math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1))
+
+
+def welch_by_hand(a, b):
+    va, vb = sd(a) ** 2 / len(a), sd(b) ** 2 / len(b)
+    t = (mean(a) - mean(b)) / math.sqrt(va + vb)
+    df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
+    # two-sided p = 1 - 2 * integral_0^|t| of Student's t density (Simpson's rule)
+    c = math.gamma((df + 1) / 2) / (math.sqrt(df * math.pi) * math.gamma(df / 2))
+    f = lambda x: c * (1 + x * x / df) ** (-(df + 1) / 2)  # noqa: E731
+    n, h = 20000, abs(t) / 20000
+    area = h / 3 * (f(0) + f(abs(t)) + sum((4 if k % 2 else 2) * f(k * h) for k in range(1, n)))
+    return t, df, 1 - 2 * area
+
+
+def stars(p):
+    return "\\*\\*" if p < 0.01 else "\\*" if p < 0.05 else ""
+
+
+def cell(xs, bold=False, mark=""):
+    text = f"{mean(xs):.3f} ± {sd(xs):.3f}" if len(xs) > 1 else f"{mean(xs):.3f}"
+    return (f"**{text}**" if bold else text) + mark
+
+
+def md_table(text: str) -> dict[str, dict[str, str]]:
+    """First Markdown table of ``text`` as {first cell: {header: cell}}."""
+    lines = [line for line in text.splitlines() if line.startswith("|")]
+    split = lambda line: [c.strip() for c in line.strip().strip("|").split(" | ")]  # noqa: E731
+    header = split(lines[0])
+    return {row[0]: dict(zip(header, row)) for row in map(split, lines[2:])}
+
+
+@pytest.fixture(scope="module")
+def full(tmp_path_factory):
+    results = write_dataset(tmp_path_factory.mktemp("full"))
+    out, log = [], []
+    status = report(results, figures=False, out=out.append, log=log.append)
+    return results, status, out, log
+
+
+# ----------------------------------------------------------------------------- main table
+
+
+def test_main_table_files_written_and_printed(full):
+    results, status, out, log = full
+    assert status == 0, log
+    for name in ("main", "ablation", "memory"):
+        for ext in ("md", "tex", "csv"):
+            assert (results / "tables" / f"{name}.{ext}").stat().st_size > 0
+    printed = "\n".join(out)
+    assert (results / "tables" / "main.md").read_text().strip() in printed  # the main table ends the terminal output
+    assert not [line for line in log if "could not render" in line or "Traceback" in line]
+
+
+def test_main_cells_are_mean_pm_sample_std_with_n_and_order(full):
+    results = full[0]
+    md = (results / "tables" / "main.md").read_text()
+    table = md_table(md)
+    assert list(table) == ["naive", "ewc", "replay", "epinet", "joint", "agem"]  # display order, extra strategies last
+    header = list(table["naive"])
+    assert header.index("split-mnist final acc") < header.index("permuted-mnist final acc")  # benchmark order, not alphabetical
+    assert table["naive"]["split-mnist final acc"] == "0.200 ± 0.010" + "\\*\\*"
+    assert table["replay"]["split-mnist final acc"] == "0.810 ± 0.010"  # the reference carries no marker
+    assert table["replay"]["split-mnist forgetting"] == "0.140 ± 0.010"
+    assert table["ewc"]["permuted-mnist forgetting"] == cell([0.10, 0.12])
+    for (bench, strategy), (accs, _) in MAIN.items():
+        assert table[strategy][f"{bench} n"] == str(len(accs))
+    assert table["agem"]["permuted-mnist final acc"] == "—" and table["agem"]["permuted-mnist n"] == "0"
+    assert table["joint"]["split-mnist forgetting"] == "—"
+    assert "ddof = 1" in md
+
+
+def test_main_csv_numbers_match_hand_computation(full):
+    csv = pd.read_csv(full[0] / "tables" / "main.csv").set_index(["benchmark", "strategy"])
+    for (bench, strategy), (accs, forgs) in MAIN.items():
+        row = csv.loc[(bench, strategy)]
+        assert row["n"] == len(accs)
+        assert row["final_accuracy_mean"] == pytest.approx(mean(accs), abs=1e-12)
+        assert row["final_accuracy_std"] == pytest.approx(sd(accs), abs=1e-12)
+        if strategy == "joint":
+            assert math.isnan(row["average_forgetting_mean"]) and row["upper_bound"]
+        else:
+            assert row["average_forgetting_mean"] == pytest.approx(mean(forgs), abs=1e-12)
+            assert row["average_forgetting_std"] == pytest.approx(sd(forgs), abs=1e-12)
+        assert row["memory_bytes_mean"] == MEMORY_BYTES[strategy]
+
+
+def test_welch_against_replay_matches_formula_and_markers(full):
+    results = full[0]
+    csv = pd.read_csv(results / "tables" / "main.csv").set_index(["benchmark", "strategy"])
+    table = md_table((results / "tables" / "main.md").read_text())
+    checked = 0
+    for (bench, strategy), (accs, _) in MAIN.items():
+        row = csv.loc[(bench, strategy)]
+        reference = MAIN[bench, "replay"][0]
+        if strategy == "replay" or sd(accs) == sd(reference) == 0:
+            assert math.isnan(row["p_vs_replay"])
+            continue
+        t, df, p = welch_by_hand(accs, reference)
+        assert row["welch_t_vs_replay"] == pytest.approx(t, rel=1e-9)
+        assert row["welch_df_vs_replay"] == pytest.approx(df, rel=1e-9)
+        assert row["p_vs_replay"] == pytest.approx(p, rel=1e-6, abs=1e-9)
+        assert table[strategy][f"{bench} final acc"].replace("**", "") == cell(accs) + stars(p)  # bold aside
+        checked += 1
+    assert checked == 9
+    # the data were chosen to cover each marker: ** (p < 0.01), * (0.01 <= p < 0.05) and none
+    assert table["epinet"]["split-mnist final acc"] == "**0.910 ± 0.010**\\*\\*"
+    assert table["ewc"]["split-mnist final acc"] == "0.853 ± 0.015\\*"
+    assert table["agem"]["split-mnist final acc"] == "0.820 ± 0.026"
+    assert csv.loc[("split-mnist", "ewc"), "p_vs_replay"] == pytest.approx(0.01986, abs=1e-4)
+
+
+def test_bold_marks_best_continual_strategy_and_never_joint(full):
+    results = full[0]
+    table = md_table((results / "tables" / "main.md").read_text())
+    bold = {(s, col) for s, row in table.items() for col, v in row.items() if v.startswith("**")}
+    assert bold == {
+        ("epinet", "split-mnist final acc"),  # joint's 0.970 is higher, but joint is an upper bound
+        ("epinet", "split-mnist forgetting"),  # lowest forgetting
+        ("ewc", "permuted-mnist final acc"),  # a tie as shown (0.710): both bold
+        ("replay", "permuted-mnist final acc"),
+        ("replay", "permuted-mnist forgetting"),
+    }
+    md = (results / "tables" / "main.md").read_text()
+    assert "joint is excluded" in md and "upper bound" in md
+    csv = pd.read_csv(results / "tables" / "main.csv")
+    assert not csv.loc[csv["strategy"] == "joint", ["best_final_accuracy", "best_average_forgetting"]].any().any()
+
+
+def test_latex_uses_booktabs_bold_pm_and_footnotes(full):
+    tex = (full[0] / "tables" / "main.tex").read_text()
+    for token in ("\\toprule", "\\midrule", "\\bottomrule", "\\cmidrule(lr){2-4}", "\\multicolumn{3}{c}{split-mnist}"):
+        assert token in tex
+    assert "\\textbf{0.910 $\\pm$ 0.010}$^{**}$" in tex
+    assert "0.853 $\\pm$ 0.015$^{*}$" in tex
+    assert "Welch" in tex and "±" not in tex
+    assert tex.index("split-mnist") < tex.index("permuted-mnist")
+
+
+def test_memory_column_is_human_readable(full):
+    table = md_table((full[0] / "tables" / "main.md").read_text())
+    assert {s: row["memory"] for s, row in table.items()} == {"naive": "0 B", "ewc": "19.1 MB", "replay": "1.6 MB", "epinet": "2.1 MB", "joint": "0 B", "agem": "512 B"}
+    assert [human_bytes(n) for n in (999, 1000, 1_234_567, 999_960, 3 * 10**9)] == ["999 B", "1.0 kB", "1.2 MB", "1.0 MB", "3.0 GB"]
+
+
+# ----------------------------------------------------------------------------- ablation and memory tables
+
+
+def test_ablation_table_against_full(full):
+    results = full[0]
+    table = md_table((results / "tables" / "ablation.md").read_text())
+    assert list(table) == ["full (main)", "no-recall", "no-decay", "aaa-extra"]  # known variants first, then the rest
+    full_acc, full_forg = MAIN["split-mnist", "epinet"]
+    assert table["full (main)"]["final acc"] == cell(full_acc) and table["full (main)"]["Δ acc"] == "—"
+    for variant, (accs, forgs) in ABLATION.items():
+        row = table[variant]
+        assert row["final acc"] == cell(accs)
+        assert row["forgetting"] == cell(forgs)
+        assert row["n"] == str(len(accs))
+        assert row["Δ acc"] == f"{mean(accs) - mean(full_acc):+.3f}"
+        assert row["Δ forgetting"] == f"{mean(forgs) - mean(full_forg):+.3f}"
+    assert table["no-recall"]["Δ acc"] == "-0.100"
+    csv = pd.read_csv(results / "tables" / "ablation.csv").set_index("variant")
+    assert csv.loc["no-decay", "delta_final_accuracy"] == pytest.approx(0.89 - 0.91)
+
+
+def test_memory_table_takes_500_from_main(full):
+    results = full[0]
+    table = md_table((results / "tables" / "memory.md").read_text())
+    assert list(table) == ["100", "500", "1000"]
+    assert table["500"]["replay final acc"] == cell(MAIN["split-mnist", "replay"][0]) and table["500"]["replay n"] == "3"
+    assert table["100"]["epinet final acc"] == cell(MEMORY["epinet", 100])
+    assert table["1000"]["replay bytes"] == human_bytes(1000 * 3136) == "3.1 MB"
+    assert "main experiment" in (results / "tables" / "memory.md").read_text()
+
+
+# ----------------------------------------------------------------------------- robustness
+
+
+def run_cli(*argv) -> int:
+    args = build_parser().parse_args(["report", *map(str, argv)])
+    return args.fn(args)
+
+
+def test_missing_and_empty_directories_exit_2_with_a_message(tmp_path, capsys):
+    assert run_cli(tmp_path / "nowhere", "--no-figures") == 2
+    err = capsys.readouterr().err
+    assert "does not exist" in err and "nothing to report" in err and "Traceback" not in err
+    (tmp_path / "empty" / "runs").mkdir(parents=True)
+    assert run_cli(tmp_path / "empty", "--no-figures") == 2
+    err = capsys.readouterr().err
+    assert "no run files" in err and "nothing to report" in err
+
+
+def test_old_schema_file_is_named_and_the_rest_rendered(tmp_path, capsys):
+    write_dataset(tmp_path, ablation=False, memory=False)
+    old = make_record("split-mnist", "naive", 7, 0.5, 0.5)
+    old["schema_version"] = 0
+    old_path = write_record(tmp_path, old)
+    garbled = old_path.with_name("seed8.json")
+    garbled.write_text("{not json")
+    assert run_cli(tmp_path, "--no-figures") == 0
+    err = capsys.readouterr().err
+    assert f"skipped {old_path}: schema version 0, this harness reads {SCHEMA_VERSION}" in err
+    assert f"skipped {garbled}: unreadable JSON" in err
+    assert "skipped tables/ablation: no ablation-experiment runs" in err
+    assert "skipped tables/memory: no memory-experiment runs" in err
+    assert (tmp_path / "tables" / "main.md").exists() and not (tmp_path / "tables" / "ablation.md").exists()
+    assert md_table((tmp_path / "tables" / "main.md").read_text())["naive"]["split-mnist n"] == "3"  # the old file is not counted
+
+
+def test_only_corrupt_files_exit_2(tmp_path, capsys):
+    old = make_record("split-mnist", "naive", 0, 0.5, 0.5)
+    old["schema_version"] = 0
+    write_record(tmp_path, old)
+    assert run_cli(tmp_path, "--no-figures") == 2
+    err = capsys.readouterr().err
+    assert "schema version 0" in err and "nothing to report" in err
+
+
+def test_partial_strategies_and_experiments(tmp_path, capsys):
+    for seed, acc in enumerate([0.5, 0.6]):
+        write_record(tmp_path, make_record("split-mnist-task", "naive", seed, acc, 0.2))
+    write_record(tmp_path, make_record("split-mnist", "epinet", 0, 0.7, 0.1, experiment="ablation", variant="no-decay"))
+    assert run_cli(tmp_path, "--no-figures") == 0
+    captured = capsys.readouterr()
+    table = md_table((tmp_path / "tables" / "main.md").read_text())
+    assert list(table) == ["naive"] and table["naive"]["split-mnist-task final acc"] == "0.550 ± 0.071"
+    assert "No test on split-mnist-task: replay has no runs there" in (tmp_path / "tables" / "main.md").read_text()
+    ablation = md_table((tmp_path / "tables" / "ablation.md").read_text())
+    assert list(ablation) == ["full (main)", "no-decay"] and ablation["full (main)"]["n"] == "0" and ablation["no-decay"]["Δ acc"] == "—"
+    assert "no main-experiment epinet run" in captured.err
+    assert "0.550 ± 0.071" in captured.out  # the main table is printed
+
+
+def test_adhoc_runs_are_used_only_when_nothing_else(tmp_path, capsys):
+    write_record(tmp_path, make_record("split-mnist", "replay", 0, 0.8, 0.1, experiment="adhoc"))
+    assert run_cli(tmp_path, "--no-figures") == 0
+    assert "ad-hoc runs" in capsys.readouterr().err
+    assert list(md_table((tmp_path / "tables" / "main.md").read_text())) == ["replay"]
+    write_record(tmp_path, make_record("split-mnist", "naive", 0, 0.2, 0.9))  # a main-experiment run hides them
+    assert run_cli(tmp_path, "--no-figures") == 0
+    assert list(md_table((tmp_path / "tables" / "main.md").read_text())) == ["naive"]
+    with pytest.raises(ValueError, match="no main-experiment runs"):
+        readme_table(write_record(tmp_path / "only-adhoc", make_record("split-mnist", "replay", 0, 0.8, 0.1, experiment="adhoc")).parents[4])
+
+
+# ----------------------------------------------------------------------------- README block
+
+
+def test_update_readme_rewrites_only_the_block(full, tmp_path, capsys):
+    results = full[0]
+    readme = tmp_path / "README.md"
+    before, after = "# Title\n\nIntro.\n\n" + README_START + "\n", "\n" + README_END + "\n\nMore text.\n"
+    readme.write_text(before + "old table" + after)
+    assert run_cli(results, "--no-figures", "--update-readme", readme) == 0
+    text = readme.read_text()
+    assert text == before + readme_table(results) + after
+    assert embedded_table(readme) == readme_table(results) == (results / "tables" / "main.md").read_text().strip("\n")
+    assert update_readme(readme, results) is False  # idempotent
+    readme.write_text("# No markers\n")
+    assert run_cli(results, "--no-figures", "--update-readme", readme) == 2
+    assert "has no <!-- main-table:start --> ... <!-- main-table:end --> markers" in capsys.readouterr().err
+    assert readme.read_text() == "# No markers\n"
+
+
+def test_readme_embeds_the_main_table_of_the_committed_runs():
+    runs = load_runs(REPO / "results").frame if (REPO / "results" / "runs").is_dir() else pd.DataFrame({"experiment": []})
+    if not (runs["experiment"] == "main").any():
+        pytest.skip("results/runs has no main-experiment runs yet (the reference runs are committed later)")
+    readme = REPO / "README.md"
+    if not readme.exists() or README_START not in readme.read_text() or README_END not in readme.read_text():
+        pytest.skip(f"README.md has no {README_START} / {README_END} markers yet")
+    assert embedded_table(readme) == readme_table(REPO / "results"), "README's main table is stale: run `epinet-bench report --update-readme README.md`"
