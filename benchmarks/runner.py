@@ -7,6 +7,7 @@ import platform
 import random
 import resource
 import subprocess
+import sys
 import time
 from datetime import datetime, timezone
 from importlib.metadata import version
@@ -101,7 +102,21 @@ def package_versions() -> dict[str, str]:
 
 
 def peak_rss_bytes() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+    """This process's peak resident set size.
+
+    Linux's ``VmHWM`` is the peak of this process's own address space. ``ru_maxrss`` is not:
+    it survives ``exec``, so a sweep worker (fork + exec of a fresh interpreter) would report
+    at least its parent's size at the time of the fork. ``ru_maxrss`` is the fallback elsewhere.
+    """
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024  # kB
+    except (OSError, ValueError, IndexError):
+        pass
+    scale = 1 if sys.platform == "darwin" else 1024  # macOS reports bytes, Linux KiB
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
 
 
 def run(config: RunConfig, *, data: MNIST | None = None, progress: bool = True) -> dict:
