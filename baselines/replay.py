@@ -27,6 +27,11 @@ class ReservoirReplayPlugin(ReplayPlugin):
         strategy.dataloader = TensorReplayBatches(tensors, memory, strategy.train_mb_size, strategy.train_mb_size)
 
 
+    def after_training_exp(self, strategy, **kwargs):
+        # What ReplayPlugin does through the deprecated ``storage_policy.update``, minus its warning.
+        self.storage_policy.post_adapt(strategy, strategy.experience)
+
+
 def buffer_bytes(strategy) -> int:
     plugin = next(p for p in strategy.plugins if isinstance(p, ReservoirReplayPlugin))
     buffer = plugin.storage_policy.buffer

@@ -133,26 +133,13 @@ def time_calls(fn: Callable[[], Any], calls: int, warmup: int = 3) -> dict[str, 
 
 def _setup(bench, **overrides):
     """A StrategySetup as the runner builds it for ``bench`` with RunConfig's defaults."""
-    from baselines.setup import StrategySetup
+    from dataclasses import replace
+
     from benchmarks.config import RunConfig
-    from benchmarks.runner import AccuracyPlugin
+    from benchmarks.runner import AccuracyPlugin, strategy_setup
 
     defaults = RunConfig(benchmark=bench.name, strategy="naive")
-    fields = dict(
-        backbone=defaults.backbone,
-        n_classes=bench.n_classes,
-        memory=defaults.memory,
-        lr=defaults.lr,
-        optimizer=defaults.optimizer,
-        batch_size=defaults.batch_size,
-        eval_batch_size=defaults.eval_batch_size,
-        epochs=defaults.epochs,
-        class_masks=bench.class_masks,
-        fast_data=defaults.fast_data,
-        plugins=[AccuracyPlugin()],
-    )
-    fields.update(overrides)
-    return StrategySetup(**fields)
+    return replace(strategy_setup(defaults, bench, [AccuracyPlugin()]), **overrides)
 
 
 def _build(name: str, bench, seed: int = 0, options: dict | None = None, **overrides):

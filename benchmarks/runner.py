@@ -119,6 +119,23 @@ def peak_rss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
 
 
+def strategy_setup(config: RunConfig, bench, plugins: list) -> StrategySetup:
+    """The shared settings every strategy of ``config`` is built from."""
+    return StrategySetup(
+        backbone=config.backbone,
+        n_classes=bench.n_classes,
+        memory=config.memory,
+        lr=config.lr,
+        optimizer=config.optimizer,
+        batch_size=config.batch_size,
+        eval_batch_size=config.eval_batch_size,
+        epochs=config.epochs,
+        class_masks=bench.class_masks,
+        fast_data=config.fast_data,
+        plugins=plugins,
+    )
+
+
 def run(config: RunConfig, *, data: MNIST | None = None, progress: bool = True) -> dict:
     """Train and evaluate one configuration; return the run record (not yet written)."""
     data = data or load_mnist(config.data_root)
@@ -136,19 +153,7 @@ def run(config: RunConfig, *, data: MNIST | None = None, progress: bool = True) 
     options = spec.validate_options(config.strategy_options, config.memory)
     accuracy = AccuracyPlugin()
     harness_plugins = [accuracy] + ([ProgressPlugin(f"{config.strategy}/{config.benchmark}")] if progress else [])
-    setup = StrategySetup(
-        backbone=config.backbone,
-        n_classes=bench.n_classes,
-        memory=config.memory,
-        lr=config.lr,
-        optimizer=config.optimizer,
-        batch_size=config.batch_size,
-        eval_batch_size=config.eval_batch_size,
-        epochs=config.epochs,
-        class_masks=bench.class_masks,
-        fast_data=config.fast_data,
-        plugins=harness_plugins,
-    )
+    setup = strategy_setup(config, bench, harness_plugins)
     strategy = spec.build(setup, options)
     eval_stream = bench.test_stream if config.eval_split == "test" else bench.valid_stream
     train_experiences = [bench.joint_experience()] if spec.joint else list(bench.train_stream)
