@@ -52,8 +52,9 @@ def format_summary(table: pd.DataFrame) -> str:
         return "(no results)"
     shown = table[[*GROUP, "memory"]].copy()
     for metric in ("final_accuracy", "average_forgetting"):
-        mean, std = table[f"{metric}_mean"], table[f"{metric}_std"].fillna(0.0)
-        shown[metric] = [("—" if pd.isna(m) else f"{m:.3f} ± {s:.3f}") for m, s in zip(mean, std)]
+        mean, std = table[f"{metric}_mean"], table[f"{metric}_std"]
+        # std is undefined for a single seed: show the mean alone rather than a false "± 0.000"
+        shown[metric] = ["—" if pd.isna(m) else f"{m:.3f}" if pd.isna(s) else f"{m:.3f} ± {s:.3f}" for m, s in zip(mean, std)]
     shown["train_s"] = table["train_seconds_mean"].round(1)
     shown["seeds"] = table["seeds"]
     return shown.to_string(index=False)
