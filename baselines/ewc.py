@@ -20,7 +20,7 @@ class TensorEWCPlugin(EWCPlugin):
     _view = None
 
     def after_training_exp(self, strategy, **kwargs):
-        tensors = strategy._tensors() if hasattr(strategy, "_tensors") else None
+        tensors = strategy.experience_tensors() if hasattr(strategy, "experience_tensors") else None
         self._view = None if tensors is None else TensorView(tensors)
         super().after_training_exp(strategy, **kwargs)
 

@@ -20,7 +20,7 @@ class ReservoirReplayPlugin(ReplayPlugin):
         super().__init__(mem_size=mem_size, storage_policy=ReservoirSamplingBuffer(max_size=mem_size))
 
     def before_training_exp(self, strategy, **kwargs):
-        tensors = strategy._tensors() if hasattr(strategy, "_tensors") else None
+        tensors = strategy.experience_tensors() if hasattr(strategy, "experience_tensors") else None
         if tensors is None or len(self.storage_policy.buffer) == 0:
             return super().before_training_exp(strategy, **kwargs)
         memory = dataset_tensors(self.storage_policy.buffer)

@@ -60,7 +60,7 @@ class HarnessTemplate(SupervisedTemplate):
     def forward(self):
         return self.mask_logits(super().forward(), self.mb_task_id)
 
-    def _tensors(self):
+    def experience_tensors(self):
         """The experience's tensors, if the adapted dataset is still exactly that experience."""
         tensors = getattr(self.experience, "tensors", None)
         if not self.fast_data or tensors is None or len(self.adapted_dataset) != len(tensors[0]):
@@ -68,13 +68,13 @@ class HarnessTemplate(SupervisedTemplate):
         return tensors
 
     def make_train_dataloader(self, shuffle=True, **kwargs):
-        tensors = self._tensors()
+        tensors = self.experience_tensors()
         if tensors is None:
             return super().make_train_dataloader(shuffle=shuffle, **kwargs)
         self.dataloader = TensorBatches(tensors, self.train_mb_size, shuffle=shuffle)
 
     def make_eval_dataloader(self, **kwargs):
-        tensors = self._tensors()
+        tensors = self.experience_tensors()
         if tensors is None:
             return super().make_eval_dataloader(**kwargs)
         self.dataloader = TensorBatches(tensors, self.eval_mb_size, shuffle=False)

@@ -63,11 +63,21 @@ class LocalPool:
             initargs=(self.threads_per_job,),
         ) as pool:
             futures = {pool.submit(fn, config): config for config in configs}
-            for future in as_completed(futures):
-                try:
-                    yield futures[future], future.result()
-                except Exception as err:
-                    yield futures[future], err
+            try:
+                for future in as_completed(futures):
+                    try:
+                        yield futures[future], future.result()
+                    except Exception as err:
+                        yield futures[future], err
+            except BaseException:
+                # Interrupted (Ctrl-C, SIGTERM): stop the workers too, or they would go on as
+                # orphans. Python 3.11 has no public way to end running tasks; finished
+                # results are already on disk and a rerun resumes from them.
+                workers = list((pool._processes or {}).values())
+                pool.shutdown(wait=False, cancel_futures=True)
+                for process in workers:
+                    process.terminate()
+                raise
 
 
 @dataclass
