@@ -3,14 +3,11 @@ fill the accuracy matrix, and measure time, memory and model size."""
 
 from __future__ import annotations
 
-import platform
 import random
 import resource
-import subprocess
 import sys
 import time
 from datetime import datetime, timezone
-from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
@@ -23,11 +20,9 @@ from baselines.setup import StrategySetup
 from benchmarks import metrics
 from benchmarks.config import RunConfig
 from benchmarks.data import MNIST, load_mnist
+from benchmarks.provenance import code_version, machine, package_versions
 from benchmarks.store import SCHEMA_VERSION, result_path, write_atomic
 from benchmarks.streams import build_benchmark
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
-
 
 def seed_everything(seed: int) -> None:
     random.seed(seed)
@@ -81,24 +76,6 @@ def evaluate(strategy, stream, accuracy: AccuracyPlugin) -> list[float]:
     strategy.eval(stream)
     torch.set_rng_state(state)
     return [accuracy.accuracies[i] for i in range(len(stream))]
-
-
-def git_commit() -> str | None:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=5)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
-
-
-def package_versions() -> dict[str, str]:
-    found = {"python": platform.python_version()}
-    for pkg in ("torch", "avalanche-lib", "numpy", "pydantic"):
-        try:
-            found[pkg] = version(pkg)
-        except Exception:
-            found[pkg] = "unknown"
-    return found
 
 
 def peak_rss_bytes() -> int:
@@ -170,6 +147,7 @@ def run(config: RunConfig, *, data: MNIST | None = None, progress: bool = True) 
         experiences.set_postfix(seen_acc=f"{metrics.seen_accuracy(matrix)[-1] if not spec.joint else np.mean(matrix[-1]):.3f}")
 
     summary = metrics.summarise(matrix, joint=spec.joint)
+    version = code_version()
     summary.update(
         train_seconds=sum(train_seconds),
         eval_seconds=eval_seconds,
@@ -185,7 +163,9 @@ def run(config: RunConfig, *, data: MNIST | None = None, progress: bool = True) 
         "accuracy_matrix": matrix,
         "experience_seconds": train_seconds,
         "versions": package_versions(),
-        "git_commit": git_commit(),
+        "git_commit": version["git_commit"],
+        "git_dirty": version["dirty"],
+        "machine": machine(),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
 

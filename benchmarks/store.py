@@ -46,6 +46,8 @@ class RunResult(BaseModel):
     experience_seconds: list[float]
     versions: dict[str, str]
     git_commit: str | None
+    git_dirty: bool | None = None  # absent in results written before it was recorded
+    machine: dict[str, Any] | None = None  # cpu, cores, torch_threads (idem)
     created: str
 
 
