@@ -2,7 +2,12 @@
 
 A strategy is a function ``build(setup: StrategySetup, options) -> SupervisedTemplate``.
 Register it with ``@register_strategy("name", options=OptionsModel)``; ``options`` is a
-pydantic model of the strategy's own hyperparameters (validated before any training).
+pydantic model of the strategy's own hyperparameters, validated before any training. Options
+are strict whatever the model's own ``extra`` setting: a key that names no field is an error
+listing the known ones (a typo never trains with a default and lands in the config hash).
+
+Strategy modules keep torch and Avalanche imports inside ``build`` so that listing the
+strategies and validating options (what a bad command line needs) stays fast.
 
 Another package plugs in a strategy without editing this repository by declaring an entry
 point in the group ``epinet_bench.strategies``; loading the entry point must register the
@@ -35,8 +40,23 @@ class StrategySpec:
     joint: bool = False  # trains once on all experiences together (an upper bound)
     memory_bytes: Callable[[Any], int] = lambda strategy: 0
     check: Callable[[BaseModel, int], None] | None = None  # cross-checks options against the memory budget
+    # Bytes the strategy will allocate for its memory, before allocating: (options, memory, input shape) -> int
+    planned_bytes: Callable[[BaseModel, int, tuple[int, ...]], int] | None = None
+
+    def option_names(self) -> list[str]:
+        names = set()
+        for name, info in self.options.model_fields.items():
+            names.add(name)
+            if isinstance(info.alias, str):
+                names.add(info.alias)
+        return sorted(names)
 
     def validate_options(self, options: dict[str, Any], memory: int) -> BaseModel:
+        known = self.option_names()
+        unknown = sorted(set(options) - set(known))
+        if unknown:
+            listed = ", ".join(known) if known else "none (this strategy takes no options)"
+            raise ValueError(f"unknown option{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))} for strategy {self.name!r}; known: {listed}")
         parsed = self.options.model_validate(options)
         if self.check is not None:
             self.check(parsed, memory)
@@ -51,11 +71,11 @@ _REGISTRY: dict[str, StrategySpec] = {}
 _loaded = False
 
 
-def register_strategy(name: str, *, options: type[BaseModel] = NoOptions, joint: bool = False, memory_bytes=None, check=None):
+def register_strategy(name: str, *, options: type[BaseModel] = NoOptions, joint: bool = False, memory_bytes=None, check=None, planned_bytes=None):
     """Decorator registering ``build(setup, options)`` under ``name``."""
 
     def decorate(build):
-        spec = StrategySpec(name, build, options, joint, memory_bytes or (lambda strategy: 0), check)
+        spec = StrategySpec(name, build, options, joint, memory_bytes or (lambda strategy: 0), check, planned_bytes)
         _REGISTRY[name] = spec
         return build
 

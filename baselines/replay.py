@@ -6,40 +6,24 @@ training on it), as Avalanche does. Each step trains on a minibatch of current d
 by an equally sized minibatch from the buffer.
 """
 
-from avalanche.training.plugins import ReplayPlugin
-from avalanche.training.storage_policy import ReservoirSamplingBuffer
+import math
 
-from baselines.loaders import TensorReplayBatches, dataset_tensors
 from baselines.registry import register_strategy
 
 
-class ReservoirReplayPlugin(ReplayPlugin):
-    """ReplayPlugin whose replay minibatches come from tensors when the strategy allows it."""
-
-    def __init__(self, mem_size: int):
-        super().__init__(mem_size=mem_size, storage_policy=ReservoirSamplingBuffer(max_size=mem_size))
-
-    def before_training_exp(self, strategy, **kwargs):
-        tensors = strategy.experience_tensors() if hasattr(strategy, "experience_tensors") else None
-        if tensors is None or len(self.storage_policy.buffer) == 0:
-            return super().before_training_exp(strategy, **kwargs)
-        memory = dataset_tensors(self.storage_policy.buffer)
-        strategy.dataloader = TensorReplayBatches(tensors, memory, strategy.train_mb_size, strategy.train_mb_size)
-
-
-    def after_training_exp(self, strategy, **kwargs):
-        # What ReplayPlugin does through the deprecated ``storage_policy.update``, minus its warning.
-        self.storage_policy.post_adapt(strategy, strategy.experience)
-
-
 def buffer_bytes(strategy) -> int:
-    plugin = next(p for p in strategy.plugins if isinstance(p, ReservoirReplayPlugin))
-    buffer = plugin.storage_policy.buffer
-    if len(buffer) == 0:
-        return 0
-    return sum(t.element_size() * t.numel() for t in dataset_tensors(buffer))
+    from baselines.tensor_plugins import ReservoirReplayPlugin
+
+    return next(p for p in strategy.plugins if isinstance(p, ReservoirReplayPlugin)).buffer_bytes()
 
 
-@register_strategy("replay", memory_bytes=buffer_bytes)
+def planned_bytes(options, memory: int, input_shape: tuple[int, ...]) -> int:
+    """A full buffer: ``memory`` float32 inputs plus an int64 label and task label each."""
+    return memory * (4 * math.prod(input_shape) + 16)
+
+
+@register_strategy("replay", memory_bytes=buffer_bytes, planned_bytes=planned_bytes)
 def build(setup, options):
+    from baselines.tensor_plugins import ReservoirReplayPlugin
+
     return setup.strategy(setup.classifier(), plugins=[ReservoirReplayPlugin(setup.memory)])

@@ -1,66 +1,146 @@
-"""``epinet-bench``: run | sweep | report | perf | data."""
+"""``epinet-bench``: run | sweep | report | perf | data.
+
+Bad input is answered before anything heavy is imported: torch and Avalanche load only once a
+command has validated its configuration, its data files and its memory budget.
+"""
 
 from __future__ import annotations
 
 import argparse
 import signal
 import sys
-import warnings
+import typing
 from pathlib import Path
 
 DEFAULT_RESULTS = Path("results")
+EXIT_ON_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
 
-def _quiet_library_warnings() -> None:
-    # Avalanche's own deprecation notices and optional-solver hints say nothing about the user's run.
-    warnings.filterwarnings("ignore", category=DeprecationWarning)
-    warnings.filterwarnings("ignore", message="no QP solver found")
-    warnings.filterwarnings("ignore", message="No loggers specified")
+class Interrupted(BaseException):
+    """SIGINT or SIGTERM, raised where the main thread is; unwinds like KeyboardInterrupt."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
 
 
-def cmd_data(args) -> int:
-    from benchmarks.data import load_mnist, resolve_root
-
-    root = resolve_root(args.data_root)
-    mnist = load_mnist(root, download=not args.no_download)
-    print(f"data root: {mnist.root}")
-    print(f"train: {len(mnist.train_y)} images, test: {len(mnist.test_y)} images, 28x28, checksums OK")
-    counts = mnist.train_y.bincount(minlength=10).tolist()
-    print("train images per class: " + ", ".join(f"{c}:{n}" for c, n in enumerate(counts)))
-    return 0
+def _raise_interrupted(signum, frame):
+    raise Interrupted(signum)
 
 
-def _run_fields(args) -> dict:
-    fields = {k: v for k, v in vars(args).items() if k in RUN_FLAGS and v is not None}
+class OneLineParser(argparse.ArgumentParser):
+    """Usage mistakes in one line (``--lr abc``), not the whole usage text. No abbreviated
+    flags: with flags generated from the config, a prefix could silently change meaning."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _log(quiet: bool):
+    return (lambda *a: None) if quiet else _warn
+
+
+def _warn(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+# ----------------------------------------------------------------------------- run flags from RunConfig
+
+NOT_FLAGS = {"strategy_options"}  # given as repeated --option KEY=VALUE
+
+
+def _flag_fields():
+    from benchmarks.config import RunConfig
+
+    return {name: info for name, info in RunConfig.model_fields.items() if name not in NOT_FLAGS}
+
+
+def _is_bool(annotation) -> bool:
+    return annotation is bool
+
+
+def add_run_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per RunConfig field, help from the field's description; values are strings
+    that RunConfig validates, so every bad value gets the same one-line error."""
+    from benchmarks.scenarios import BENCHMARKS
+
+    for name, info in _flag_fields().items():
+        flag = "--" + name.replace("_", "-")
+        help_text = info.description or ""
+        if name == "benchmark":
+            help_text = " | ".join(BENCHMARKS)
+        if _is_bool(info.annotation):
+            parser.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+        else:
+            default = "" if info.is_required() else f" (default: {info.default})"
+            parser.add_argument(flag, dest=name, required=info.is_required(), metavar=name.upper(), help=help_text + default)
+    parser.add_argument("--option", action="append", metavar="KEY=VALUE", help="strategy option, e.g. --option ewc_lambda=1000 (YAML value)")
+
+
+def run_fields(args) -> dict:
+    fields = {name: getattr(args, name) for name in _flag_fields() if getattr(args, name, None) is not None}
     if args.option:
         import yaml
 
         options = {}
         for item in args.option:
             key, sep, value = item.partition("=")
-            if not sep:
+            if not sep or not key:
                 raise ValueError(f"--option expects KEY=VALUE, got {item!r}")
             options[key] = yaml.safe_load(value)
         fields["strategy_options"] = options
     return fields
 
 
-RUN_FLAGS = {"benchmark", "strategy", "seed", "epochs", "batch_size", "eval_batch_size", "lr", "optimizer", "memory", "backbone", "n_experiences", "train_per_experience", "eval_split", "data_root"}
+# ----------------------------------------------------------------------------- commands
+
+
+def _threads(value: int) -> int:
+    if value < 1:
+        raise ValueError(f"--threads must be at least 1 (got {value})")
+    return value
+
+
+def cmd_data(args) -> int:
+    from benchmarks.data import check_root, read_arrays
+
+    root = check_root(args.data_root, download=not args.no_download)
+    arrays = read_arrays(root)
+    print(f"data root: {root}")
+    print(f"train: {len(arrays['train_labels'])} images, test: {len(arrays['test_labels'])} images, 28x28, checksums OK")
+    counts = [int((arrays["train_labels"] == c).sum()) for c in range(10)]
+    print("train images per class: " + ", ".join(f"{c}:{n}" for c, n in enumerate(counts)))
+    return 0
 
 
 def cmd_run(args) -> int:
-    from benchmarks.aggregate import format_summary, runs_frame, summary
     from benchmarks.config import make_run_config
-    from benchmarks.data import load_mnist
-    from benchmarks.runner import run_and_store
+    from benchmarks.data import check_root, read_arrays
+    from benchmarks.resources import check_memory_fits
     from benchmarks.store import ensure_writable, result_path
 
-    config = make_run_config("arguments", **_run_fields(args))
+    config = make_run_config("arguments", **run_fields(args))
+    threads = _threads(args.threads)
+    read_arrays(check_root(config.data_root))  # fail on data before building anything
+    check_memory_fits([config])
     ensure_writable(args.results)
-    data = load_mnist(config.data_root)  # fail on data before building anything
-    record = run_and_store(config, args.results, progress=not args.quiet, data=data)
+
+    import torch
+
+    from benchmarks.aggregate import format_summary, runs_frame, summary
+    from benchmarks.data import load_mnist
+    from benchmarks.quiet import quiet_library_warnings
+    from benchmarks.runner import run_and_store
+
+    quiet_library_warnings()
+    torch.set_num_threads(threads)
+    record = run_and_store(config, args.results, progress=not args.quiet, data=load_mnist(config.data_root, download=False))
     print(format_summary(summary(runs_frame([record]))))
-    print(f"accuracy matrix (row i: after training experience i):")
+    print("accuracy matrix (row i: after training experience i):")
     for row in record["accuracy_matrix"]:
         print("  " + " ".join(f"{a:.3f}" for a in row))
     print(f"saved {result_path(args.results, config)}")
@@ -68,24 +148,33 @@ def cmd_run(args) -> int:
 
 
 def cmd_sweep(args) -> int:
-    from benchmarks.aggregate import format_summary, runs_frame, summary
     from benchmarks.config import load_sweep
-    from benchmarks.data import load_mnist, resolve_root
+    from benchmarks.data import check_root, read_arrays
+    from benchmarks.resources import check_memory_fits
     from benchmarks.store import ensure_writable
-    from benchmarks.sweep import LocalPool, Serial, sweep
+    from benchmarks.sweep import LocalPool, sweep
 
+    if args.jobs < 1:
+        raise ValueError(f"--jobs must be at least 1 (got {args.jobs})")
+    threads = _threads(args.threads)
     sweep_config = load_sweep(args.config)
-    root = resolve_root(args.data_root)
+    root = check_root(args.data_root)
     configs = sweep_config.runs(data_root=str(root))
+    read_arrays(root)  # check the data once, before any worker starts
+    check_memory_fits(configs, concurrent=args.jobs)
     ensure_writable(args.results)
-    load_mnist(root)  # check the data once, before any worker starts
-    executor = Serial() if args.jobs == 1 else LocalPool(jobs=args.jobs)
-    log = (lambda *a: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr))
-    report = sweep(configs, args.results, executor, progress=not args.quiet, log=log)
+    log = _log(args.quiet)
+    report = sweep(
+        configs, args.results, LocalPool(jobs=args.jobs, threads_per_job=threads),
+        progress=not args.quiet, log=log, warn=_warn, rerun_stale=args.rerun_stale,
+    )  # fmt: skip
+
+    from benchmarks.aggregate import format_summary, runs_frame, summary
+
     print(format_summary(summary(runs_frame(report.done))))
     print(f"{len(report.ran)} ran, {len(report.skipped)} reused, {len(report.failed)} failed; results in {args.results}/runs")
     for config, why in report.failed:
-        print(f"failed: {config.strategy} on {config.benchmark} seed {config.seed}: {why}", file=sys.stderr)
+        _warn(f"failed: {config.strategy} on {config.benchmark} seed {config.seed}: {why}")
     return 1 if report.failed else 0
 
 
@@ -98,8 +187,7 @@ def cmd_report(args) -> int:
 def cmd_perf(args) -> int:
     from benchmarks.perf import markdown, run_perf, update_readme, write_results
 
-    log = (lambda *a: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr))
-    results = run_perf(repeats=args.repeats, data_root=args.data_root, threads=args.threads, quick=not args.skip_quick, log=log)
+    results = run_perf(repeats=args.repeats, data_root=args.data_root, threads=args.threads, quick=not args.skip_quick, log=_log(args.quiet))
     json_path, md_path = write_results(results, args.out)
     print(markdown(results))
     if args.update_readme:
@@ -109,14 +197,20 @@ def cmd_perf(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="epinet-bench", description=__doc__)
+    parser = OneLineParser(prog="epinet-bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    def common(p, results=True):
-        p.add_argument("--data-root", help="directory holding MNIST/raw/ (default: $EPINET_DATA_ROOT, else Avalanche's dataset location)")
+    def common(p, results=True, data_root=True):
+        if data_root:
+            p.add_argument("--data-root", help="directory holding MNIST/raw/ (default: $EPINET_DATA_ROOT, else Avalanche's dataset location)")
         if results:
             p.add_argument("--results", type=Path, default=DEFAULT_RESULTS, help="results directory (default: results)")
-        p.add_argument("-q", "--quiet", action="store_true", help="no progress bars (CI)")
+        p.add_argument("-q", "--quiet", action="store_true", help="no progress bars or progress lines (CI); problems are still reported")
+
+    def threads(p, what):
+        from benchmarks.config import DEFAULT_THREADS
+
+        p.add_argument("--threads", type=int, default=DEFAULT_THREADS, help=f"torch threads {what} (default {DEFAULT_THREADS}, the same in run and sweep)")
 
     p = sub.add_parser("data", help="check a data root and print what it holds")
     common(p, results=False)
@@ -124,27 +218,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=cmd_data)
 
     p = sub.add_parser("run", help="train one strategy on one benchmark with one seed")
-    common(p)
-    p.add_argument("--benchmark", required=True, help="split-mnist | split-mnist-task | permuted-mnist")
-    p.add_argument("--strategy", required=True, help="a registered strategy (naive, replay, ewc, joint, epinet, ...)")
-    p.add_argument("--seed", type=int)
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--eval-batch-size", type=int)
-    p.add_argument("--lr", type=float)
-    p.add_argument("--optimizer")
-    p.add_argument("--memory", type=int, help="memory budget in items (replay buffer, EpiNet capacity)")
-    p.add_argument("--backbone", help="mlp | cnn")
-    p.add_argument("--n-experiences", type=int)
-    p.add_argument("--train-per-experience", type=int, help="train on a seeded subset of this many samples per experience")
-    p.add_argument("--eval-split", help="test (default) | valid (for choosing hyperparameters)")
-    p.add_argument("--option", action="append", metavar="KEY=VALUE", help="strategy option, e.g. --option ewc_lambda=1000 or --option top_k=10")
+    common(p, data_root=False)  # --data-root comes from RunConfig
+    add_run_flags(p)
+    threads(p, "of the run")
     p.set_defaults(fn=cmd_run)
 
     p = sub.add_parser("sweep", help="run a grid from a YAML config; finished runs are reused")
     common(p)
     p.add_argument("config", type=Path, help="e.g. benchmarks/configs/quick.yaml")
     p.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
+    threads(p, "per worker")
+    p.add_argument("--rerun-stale", action="store_true", help="rerun stored results made by another code version (they are moved aside, not deleted)")
     p.set_defaults(fn=cmd_sweep)
 
     p = sub.add_parser("report", help="tables (Markdown, LaTeX, CSV) and figures (PNG, PDF) from finished runs")
@@ -164,28 +248,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _interrupt_on_sigterm(signum, frame):
-    raise KeyboardInterrupt
-
-
 def main(argv: list[str] | None = None) -> int:
-    _quiet_library_warnings()
-    # A killed sweep unwinds like Ctrl-C: its worker processes are stopped, not orphaned.
-    signal.signal(signal.SIGTERM, _interrupt_on_sigterm)
-    args = build_parser().parse_args(argv)
-    from benchmarks.config import ConfigError
-    from benchmarks.data import DataError
-
+    # SIGTERM unwinds like Ctrl-C (workers stopped, temporary files removed); each exits with
+    # the shell's code for it, 130 or 143, which `timeout`, CI and schedulers read.
+    for signum in EXIT_ON_SIGNAL:
+        signal.signal(signum, _raise_interrupted)
     try:
-        if getattr(args, "jobs", 1) < 1:
-            raise ValueError(f"--jobs must be at least 1 (got {args.jobs})")
-        return args.fn(args)
-    except (ConfigError, DataError, PermissionError, ValueError) as err:
-        print(f"epinet-bench: error: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
+        args = build_parser().parse_args(argv)
+        from benchmarks.config import ConfigError
+        from benchmarks.data import DataError
+
+        try:
+            return args.fn(args)
+        except (ConfigError, DataError, PermissionError, ValueError) as err:
+            print(f"epinet-bench: error: {err}", file=sys.stderr)
+            return 2
+    except (Interrupted, KeyboardInterrupt) as stop:
+        signum = getattr(stop, "signum", signal.SIGINT)
         print("epinet-bench: interrupted; finished runs are saved and a rerun resumes from them", file=sys.stderr)
-        return 130
+        return EXIT_ON_SIGNAL[signum]
 
 
 if __name__ == "__main__":

@@ -12,8 +12,13 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, ValidationError, field_validator, model_validator
 
 from baselines.registry import get_strategy
-from benchmarks.streams import BENCHMARKS
+from baselines.registry import known_strategies
+from benchmarks.scenarios import BENCHMARKS
 from epinet.backbones import BACKBONES
+
+# Torch threads of a run, in `run` and in every sweep worker alike: EpiNet's result moves with
+# the thread count, so one default keeps a single run equal to the same run in a sweep.
+DEFAULT_THREADS = 1
 
 # Fields that say where things are or how loudly to run, not what is computed.
 NOT_HASHED = {"seed", "data_root"}
@@ -26,13 +31,18 @@ class ConfigError(ValueError):
     """A configuration that cannot be run; the message names the key and the problem."""
 
 
-def explain(err: ValidationError, source: str = "config") -> ConfigError:
+def error_lines(err: ValidationError) -> list[str]:
+    """Pydantic's errors as ``key: message`` lines (the one formatter of validation errors)."""
     lines = []
     for e in err.errors():
         key = ".".join(str(p) for p in e["loc"])
         msg = e["msg"].removeprefix("Value error, ")
-        lines.append(f"{source}: {key}: {msg}" if key else f"{source}: {msg}")
-    return ConfigError("\n".join(lines))
+        lines.append(f"{key}: {msg}" if key else msg)
+    return lines
+
+
+def explain(err: ValidationError, source: str = "config") -> ConfigError:
+    return ConfigError("\n".join(f"{source}: {line}" for line in error_lines(err)))
 
 
 class RunConfig(BaseModel):
@@ -40,25 +50,25 @@ class RunConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    benchmark: str
-    strategy: str
-    seed: int = Field(0, ge=0)
-    epochs: PositiveInt = 1
-    batch_size: PositiveInt = 128
-    eval_batch_size: PositiveInt = 1000
-    lr: PositiveFloat = 1e-3
-    optimizer: Literal["adam", "sgd"] = "adam"
-    memory: PositiveInt = 500
-    backbone: str = "mlp"
-    n_experiences: PositiveInt | None = None
-    valid_fraction: float = Field(0.1, gt=0, lt=1)
-    train_per_experience: PositiveInt | None = None  # a seeded subset of each experience's training data
-    eval_split: Literal["test", "valid"] = "test"
-    fast_data: bool = True
+    benchmark: str = Field(description="a registered benchmark (see `epinet-bench run --help`)")
+    strategy: str = Field(description="a registered strategy (naive, replay, ewc, joint, epinet, ...)")
+    seed: int = Field(0, ge=0, description="fixes data order, holdout, initialisation and sampling")
+    epochs: PositiveInt = Field(1, description="epochs per experience")
+    batch_size: PositiveInt = Field(128, description="training minibatch size")
+    eval_batch_size: PositiveInt = Field(1000, description="evaluation minibatch size")
+    lr: PositiveFloat = Field(1e-3, description="learning rate")
+    optimizer: Literal["adam", "sgd"] = Field("adam", description="adam | sgd")
+    memory: PositiveInt = Field(500, description="memory budget in items (replay buffer, EpiNet capacity)")
+    backbone: str = Field("mlp", description="mlp | cnn")
+    n_experiences: PositiveInt | None = Field(None, description="experiences in the stream (default: the benchmark's)")
+    valid_fraction: float = Field(0.1, gt=0, lt=1, description="share of each training experience held out for validation")
+    train_per_experience: PositiveInt | None = Field(None, description="train on a seeded subset of this many samples per experience")
+    eval_split: Literal["test", "valid"] = Field("test", description="test (default) | valid (for choosing hyperparameters)")
+    fast_data: bool = Field(True, description="gather minibatches from tensors (same samples as Avalanche's loader)")
     strategy_options: dict[str, Any] = Field(default_factory=dict)
-    experiment: str = "adhoc"
-    variant: str = "default"
-    data_root: str | None = None
+    experiment: str = Field("adhoc", description="experiment name recorded with the result")
+    variant: str = Field("default", description="variant name recorded with the result")
+    data_root: str | None = Field(None, description="directory holding MNIST/raw/ (default: $EPINET_DATA_ROOT)")
 
     @field_validator("benchmark")
     @classmethod
@@ -85,10 +95,7 @@ class RunConfig(BaseModel):
         try:
             get_strategy(self.strategy).validate_options(self.strategy_options, self.memory)
         except ValidationError as err:
-            detail = "; ".join(
-                ": ".join(filter(None, [".".join(map(str, e["loc"])), e["msg"].removeprefix("Value error, ")])) for e in err.errors()
-            )
-            raise ValueError(f"strategy_options for {self.strategy!r}: {detail}") from None
+            raise ValueError(f"strategy_options for {self.strategy!r}: {'; '.join(error_lines(err))}") from None
         except ValueError as err:
             raise ValueError(f"strategy_options for {self.strategy!r}: {err}") from None
         return self
@@ -118,8 +125,8 @@ class Experiment(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str
-    benchmarks: list[str]
-    strategies: list[str]
+    benchmarks: list[str] = Field(min_length=1)
+    strategies: list[str] = Field(min_length=1)
     overrides: dict[str, Any] = Field(default_factory=dict)
     variants: dict[str, dict[str, Any]] = Field(default_factory=lambda: {"default": {}})
     seeds: list[int] | None = Field(None, min_length=1)  # overrides the sweep's seeds for this block
@@ -136,6 +143,19 @@ class SweepConfig(BaseModel):
     defaults: dict[str, Any] = Field(default_factory=dict)
     strategy_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
     experiments: list[Experiment] = Field(min_length=1)
+
+    @field_validator("strategy_options")
+    @classmethod
+    def _keys_name_known_things(cls, options: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        # A mistyped key would otherwise be ignored and the run would train with defaults.
+        strategies = known_strategies()
+        for key in options:
+            strategy, at, benchmark = key.partition("@")
+            if strategy not in strategies:
+                raise ValueError(f"key {key!r} names no known strategy; known: {', '.join(strategies)}")
+            if at and benchmark not in BENCHMARKS:
+                raise ValueError(f"key {key!r} names no known benchmark; known: {', '.join(BENCHMARKS)}")
+        return options
 
     def runs(self, data_root: str | None = None) -> list[RunConfig]:
         runs = []
@@ -169,6 +189,10 @@ def load_sweep(path: str | Path) -> SweepConfig:
         raw = yaml.safe_load(path.read_text())
     except FileNotFoundError:
         raise ConfigError(f"sweep config {path} does not exist") from None
+    except IsADirectoryError:
+        raise ConfigError(f"sweep config {path} is a directory; give a YAML file such as benchmarks/configs/quick.yaml") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"cannot read sweep config {path}: {getattr(err, 'strerror', None) or err}") from None
     except yaml.YAMLError as err:
         raise ConfigError(f"cannot parse {path}: {err}") from None
     if not isinstance(raw, dict):

@@ -12,12 +12,16 @@ import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # torch is imported when tensors are made: checking files must stay fast
+    import torch
 
 ENV_VAR = "EPINET_DATA_ROOT"
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
+N_CLASSES = 10
 
 FILES = {
     "train_images": "train-images-idx3-ubyte",
@@ -72,10 +76,16 @@ def raw_dir(root: Path) -> Path:
     return Path(root) / "MNIST" / "raw"
 
 
+def missing_files(root: Path) -> list[str]:
+    return [n for n in FILES.values() if not (raw_dir(root) / n).is_file()]
+
+
 def missing_message(root: Path) -> str:
-    names = "\n".join(f"  {raw_dir(root) / name}" for name in FILES.values())
+    missing = missing_files(root)
+    names = "\n".join(f"  {raw_dir(root) / name}{'   <- missing' if name in missing else ''}" for name in FILES.values())
+    what = "MNIST not found" if len(missing) == len(FILES) else f"{len(missing)} of the 4 MNIST files missing ({', '.join(missing)})"
     return (
-        f"MNIST not found under data root {root}.\nExpected these four files (uncompressed IDX):\n{names}\n"
+        f"{what} under data root {root}.\nExpected these four files (uncompressed IDX):\n{names}\n"
         f"Point the harness at a directory that contains MNIST/raw/ with --data-root DIR "
         f"or the {ENV_VAR} environment variable."
     )
@@ -88,17 +98,28 @@ def _try_download(root: Path) -> None:
         torchvision.datasets.MNIST(str(root), train=train, download=True)
 
 
+def _download_leaving_nothing_on_failure(root: Path) -> None:
+    """torchvision creates ``<root>/MNIST/raw/`` before it fails: remove what it created."""
+    created = [d for d in (Path(root), Path(root) / "MNIST", raw_dir(root)) if not d.exists()]
+    try:
+        _try_download(root)
+    except BaseException:
+        for directory in reversed(created):
+            if directory.is_dir() and not any(directory.iterdir()):
+                directory.rmdir()
+        raise
+
+
 def ensure_files(root: Path, download: bool = True) -> None:
     """Make sure the four raw files exist, trying torchvision's download if allowed."""
-    missing = [n for n in FILES.values() if not (raw_dir(root) / n).is_file()]
-    if not missing:
+    if not missing_files(root):
         return
     if download:
         try:
-            _try_download(root)
+            _download_leaving_nothing_on_failure(root)
         except Exception as err:  # any failure (no network, HTTP error) ends in the same advice
             raise DataError(f"{missing_message(root)}\n(download attempt failed: {err})") from None
-        if all((raw_dir(root) / n).is_file() for n in FILES.values()):
+        if not missing_files(root):
             return
     raise DataError(missing_message(root))
 
@@ -182,22 +203,46 @@ def write_idx(path: Path, array: np.ndarray) -> None:
 
 
 def normalise(images: np.ndarray) -> torch.Tensor:
+    import torch
+
     x = torch.from_numpy(images.copy()).float().div_(255.0)
     return x.sub_(MNIST_MEAN).div_(MNIST_STD).unsqueeze(1)
 
 
-def load_mnist(root: str | os.PathLike | None = None, *, download: bool = True) -> MNIST:
-    """Resolve, verify and load MNIST as normalised tensors. Raises DataError with advice."""
+def check_root(root: str | os.PathLike | None = None, *, download: bool = True) -> Path:
+    """Resolve the root and verify its files (no torch import): the check before any work."""
     root = resolve_root(root)
     ensure_files(root, download=download)
     verify_files(root)
+    return root
+
+
+def read_arrays(root: Path) -> dict[str, np.ndarray]:
+    """The four files as arrays, checked for consistent counts, 28x28 images and labels 0-9."""
     arrays = {key: read_idx(raw_dir(root) / name) for key, name in FILES.items()}
     for split in ("train", "test"):
-        n_img, n_lab = len(arrays[f"{split}_images"]), len(arrays[f"{split}_labels"])
-        if n_img != n_lab:
-            raise DataError(f"{split} split has {n_img} images but {n_lab} labels.")
-        if arrays[f"{split}_images"].shape[1:] != (28, 28):
-            raise DataError(f"{split} images are {arrays[f'{split}_images'].shape[1:]}, expected 28x28.")
+        images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
+        if len(images) != len(labels):
+            raise DataError(f"{split} split has {len(images)} images but {len(labels)} labels.")
+        if images.shape[1:] != (28, 28):
+            raise DataError(f"{split} images are {images.shape[1:]}, expected 28x28.")
+        if labels.ndim != 1:
+            raise DataError(f"{raw_dir(root) / FILES[f'{split}_labels']} has shape {labels.shape}, expected one label per image.")
+        bad = np.flatnonzero(labels >= N_CLASSES)
+        if len(bad):
+            raise DataError(
+                f"{raw_dir(root) / FILES[f'{split}_labels']}: label {int(labels[bad[0]])} at index {int(bad[0])} is out of range 0-{N_CLASSES - 1}"
+                f" ({len(bad)} such labels)."
+            )
+    return arrays
+
+
+def load_mnist(root: str | os.PathLike | None = None, *, download: bool = True) -> MNIST:
+    """Resolve, verify and load MNIST as normalised tensors. Raises DataError with advice."""
+    import torch
+
+    root = check_root(root, download=download)
+    arrays = read_arrays(root)
     return MNIST(
         train_x=normalise(arrays["train_images"]),
         train_y=torch.from_numpy(arrays["train_labels"].astype(np.int64)),

@@ -27,10 +27,9 @@ from avalanche.benchmarks.scenarios.dataset_scenario import DatasetExperience
 from avalanche.benchmarks.scenarios.generic_scenario import CLScenario, EagerCLStream
 from avalanche.benchmarks.utils.classification_dataset import _make_taskaware_tensor_classification_dataset
 
-from benchmarks.data import MNIST
+from benchmarks.data import MNIST, N_CLASSES
+from benchmarks.scenarios import get_scenario
 
-BENCHMARKS = ("split-mnist", "split-mnist-task", "permuted-mnist")
-N_CLASSES = 10
 
 
 class TensorExperience(DatasetExperience):
@@ -184,11 +183,13 @@ def build_benchmark(
     ``train_per_experience`` keeps a seeded random subset of that many training samples in
     each experience (after the validation hold-out); None keeps them all.
     """
-    common = dict(seed=seed, valid_fraction=valid_fraction, train_per_experience=train_per_experience)
-    if name == "split-mnist":
-        return split_mnist(data, n_experiences=n_experiences or 5, **common)
-    if name == "split-mnist-task":
-        return split_mnist(data, n_experiences=n_experiences or 5, task_labels=True, **common)
-    if name == "permuted-mnist":
-        return permuted_mnist(data, n_experiences=n_experiences or 10, **common)
-    raise ValueError(f"unknown benchmark {name!r}; known: {', '.join(BENCHMARKS)}")
+    scenario = get_scenario(name)
+    builder = globals()[scenario.builder]
+    return builder(
+        data,
+        seed=seed,
+        n_experiences=scenario.experiences(n_experiences),
+        valid_fraction=valid_fraction,
+        train_per_experience=train_per_experience,
+        **scenario.builder_options,
+    )

@@ -2,25 +2,32 @@
 
 An executor maps a picklable function over run configs and yields ``(config, outcome)`` as
 runs finish, where the outcome is the run record or the exception it raised. ``LocalPool``
-runs each config in a fresh worker process (clean peak-RSS numbers, one torch thread each);
-a distributed backend implements the same ``map``.
+runs each config in a fresh worker process (clean peak-RSS numbers, ``DEFAULT_THREADS`` torch
+threads each, as ``epinet-bench run``); a distributed backend implements the same ``map``.
 """
 
 from __future__ import annotations
 
 import os
+import pickle
+import shutil
+import signal
+import subprocess
 import sys
+import tempfile
+import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Protocol
 
 from tqdm.auto import tqdm
 
-from benchmarks.config import RunConfig
-from benchmarks.store import ensure_writable, result_path, valid_result_for
+from benchmarks.config import DEFAULT_THREADS, RunConfig
+from benchmarks.provenance import REPO_ROOT, code_version, short_version
+from benchmarks.store import ensure_writable, move_aside, remove_dead_writers_files, result_path, valid_result_for
 
 
 class Executor(Protocol):
@@ -38,46 +45,85 @@ class Serial:
                 yield config, err
 
 
-def _init_worker(threads: int) -> None:
-    import torch
-
-    torch.set_num_threads(threads)
-    import warnings
-
-    warnings.filterwarnings("ignore")
-
-
 @dataclass
 class LocalPool:
-    """A pool of ``jobs`` worker processes; each process runs one config and exits."""
+    """Up to ``jobs`` worker processes at a time; each runs one config (``benchmarks.worker``)
+    in a fresh interpreter with ``threads_per_job`` torch threads, so its peak RSS is its own.
+
+    Plain subprocesses rather than a ``ProcessPoolExecutor``: an interrupted executor can hang
+    at interpreter exit joining its manager thread, and its semaphores can leak. Here stopping
+    is explicit: on any exception (Ctrl-C, SIGTERM turned into one by the CLI) every worker gets
+    SIGTERM, then SIGKILL after ``grace`` seconds, and is reaped before the exception goes on.
+    """
 
     jobs: int = 1
-    threads_per_job: int = 1
+    threads_per_job: int = DEFAULT_THREADS
+    grace: float = 1.5  # a worker answers SIGTERM within a bytecode, unless inside a long C call (importing torch)
+    poll: float = 0.05
 
     def map(self, fn, configs):
-        with ProcessPoolExecutor(
-            max_workers=self.jobs,
-            mp_context=get_context("spawn"),
-            max_tasks_per_child=1,
-            initializer=_init_worker,
-            initargs=(self.threads_per_job,),
-        ) as pool:
-            futures = {pool.submit(fn, config): config for config in configs}
-            try:
-                for future in as_completed(futures):
-                    try:
-                        yield futures[future], future.result()
-                    except Exception as err:
-                        yield futures[future], err
-            except BaseException:
-                # Interrupted (Ctrl-C, SIGTERM): stop the workers too, or they would go on as
-                # orphans. Python 3.11 has no public way to end running tasks; finished
-                # results are already on disk and a rerun resumes from them.
-                workers = list((pool._processes or {}).values())
-                pool.shutdown(wait=False, cancel_futures=True)
-                for process in workers:
-                    process.terminate()
-                raise
+        workdir = Path(tempfile.mkdtemp(prefix="epinet-sweep-"))
+        pending = list(enumerate(configs))
+        running: dict[subprocess.Popen, tuple[RunConfig, Path]] = {}
+        try:
+            while pending or running:
+                while pending and len(running) < self.jobs:
+                    index, config = pending.pop(0)
+                    running.update(self._start(fn, config, workdir / str(index)))
+                finished = [proc for proc in running if proc.poll() is not None]
+                for proc in finished:
+                    config, folder = running.pop(proc)
+                    yield config, _outcome(proc.returncode, folder)
+                if not finished:
+                    time.sleep(self.poll)
+        finally:
+            with _signals_blocked():
+                _stop(list(running), self.grace)
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    def _start(self, fn, config: RunConfig, folder: Path) -> dict:
+        folder.mkdir()
+        with open(folder / "job.pickle", "wb") as f:
+            pickle.dump((fn, config, self.threads_per_job), f)
+        command = [sys.executable, "-m", "benchmarks.worker", str(folder / "job.pickle"), str(folder / "outcome.pickle"), str(os.getpid())]
+        # Blocked while starting: a signal now would otherwise leave a started worker unrecorded.
+        with _signals_blocked(), open(folder / "stderr.log", "wb") as log:
+            proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=REPO_ROOT)
+            return {proc: (config, folder)}
+
+
+def _outcome(returncode: int, folder: Path):
+    try:
+        with open(folder / "outcome.pickle", "rb") as f:
+            return pickle.load(f)
+    except (OSError, EOFError, pickle.UnpicklingError):
+        pass
+    tail = (folder / "stderr.log").read_text(errors="replace").strip().splitlines()[-3:]
+    return RuntimeError(f"worker exited with code {returncode}" + (": " + " | ".join(tail) if tail else ""))
+
+
+@contextmanager
+def _signals_blocked():
+    signals = {signal.SIGINT, signal.SIGTERM}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, signals)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def _stop(processes: list[subprocess.Popen], grace: float) -> None:
+    """SIGTERM every live worker, SIGKILL those still alive after ``grace`` seconds, reap all."""
+    for proc in processes:
+        if proc.poll() is None:
+            proc.terminate()
+    deadline = time.monotonic() + grace
+    for proc in processes:
+        try:
+            proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 @dataclass
@@ -98,43 +144,73 @@ class SweepReport:
     ran: list[RunConfig] = field(default_factory=list)
     skipped: list[RunConfig] = field(default_factory=list)
     failed: list[tuple[RunConfig, str]] = field(default_factory=list)
-    reruns: list[str] = field(default_factory=list)  # why a stored result was not trusted
+    reruns: list[str] = field(default_factory=list)  # why a stored result was not trusted, and where it went
+    stale: Counter = field(default_factory=Counter)  # code versions of reused results made by other code
 
 
-def plan(configs: Iterable[RunConfig], results_dir: Path, report: SweepReport) -> list[RunConfig]:
-    """Which configs still need running; valid stored results are reused, bad ones reported."""
+def plan(configs: Iterable[RunConfig], results_dir: Path, report: SweepReport, *, rerun_stale: bool = False) -> list[RunConfig]:
+    """Which configs still need running. Valid stored results are reused, unless made by another
+    code version and ``rerun_stale``; every result that will be rerun is moved aside, not lost."""
+    current = code_version()
     todo = []
     for config in configs:
-        result, problem = valid_result_for(result_path(results_dir, config), config)
-        if result is not None:
+        path = result_path(results_dir, config)
+        result, problem = valid_result_for(path, config)
+        made_by = None if result is None else short_version(result.git_commit, result.git_dirty)
+        # A result from uncommitted code is stale once the tree is clean again; while developing
+        # (both dirty at one commit) there is no telling, and it is reused.
+        stale = result is not None and (result.git_commit != current["git_commit"] or (bool(result.git_dirty) and not current["dirty"]))
+        if result is not None and not (stale and rerun_stale):
             report.skipped.append(config)
             report.done.append(result.model_dump())
+            if stale:
+                report.stale[made_by] += 1
             continue
-        if problem:
-            report.reruns.append(problem)
+        if problem or result is not None:
+            why = "stale" if result is not None else "corrupt"
+            moved = move_aside(path, why)
+            reason = f"made by code version {made_by}" if result is not None else problem.removeprefix(f"{path}: ")
+            report.reruns.append(f"{path}: {reason}; moved to {moved.name}, rerunning")
         todo.append(config)
     return todo
 
 
-def sweep(configs: list[RunConfig], results_dir: Path, executor: Executor, *, progress: bool = True, log=print) -> SweepReport:
+def sweep(
+    configs: list[RunConfig],
+    results_dir: Path,
+    executor: Executor,
+    *,
+    progress: bool = True,
+    log=print,
+    warn=print,
+    rerun_stale: bool = False,
+) -> SweepReport:
+    """Run what is missing. ``log`` gets progress lines (silent with ``-q``); ``warn`` gets what
+    a user must see even then: every distrusted result and results made by other code."""
     ensure_writable(results_dir)
+    for leftover in remove_dead_writers_files(results_dir):
+        log(f"removed {leftover}, left by a run that was killed while writing")
     report = SweepReport()
-    todo = plan(configs, results_dir, report)
+    todo = plan(configs, results_dir, report, rerun_stale=rerun_stale)
     for problem in report.reruns:
-        log(f"rerunning: {problem}")
+        warn(problem)
+    if report.stale:
+        versions = ", ".join(f"{version} ({n})" for version, n in report.stale.most_common())
+        current = short_version(code_version()["git_commit"], code_version()["dirty"])
+        warn(f"{sum(report.stale.values())} reused results were made by other code versions than this one ({current}): {versions}; --rerun-stale reruns them")
     log(f"{len(configs)} runs: {len(report.skipped)} already done, {len(todo)} to run")
     bar = tqdm(total=len(todo), desc="sweep", unit="run", disable=not progress, file=sys.stderr)
-    for config, outcome in executor.map(_StoreRun(Path(results_dir)), todo):
-        bar.update()
-        if isinstance(outcome, Exception):
-            report.failed.append((config, f"{type(outcome).__name__}: {outcome}"))
-            log(f"FAILED {config.strategy} on {config.benchmark} seed {config.seed}: {outcome}")
-        else:
-            report.ran.append(config)
-            report.done.append(outcome)
-    bar.close()
+    try:
+        for config, outcome in executor.map(_StoreRun(Path(results_dir)), todo):
+            bar.update()
+            if isinstance(outcome, Exception):
+                report.failed.append((config, f"{type(outcome).__name__}: {outcome}"))
+                log(f"FAILED {config.strategy} on {config.benchmark} seed {config.seed}: {outcome}")
+            else:
+                report.ran.append(config)
+                report.done.append(outcome)
+    finally:
+        bar.close()
+        # A worker killed while writing (after the grace period) leaves its temporary file.
+        remove_dead_writers_files(results_dir)
     return report
-
-
-def default_jobs() -> int:
-    return max(1, min(2, os.cpu_count() or 1))

@@ -7,12 +7,19 @@ Shared by EpiNet (backbone + latent projection) and the baselines
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from torch import nn
+if TYPE_CHECKING:
+    from torch import nn
+
+# torch is imported inside the builders: the harness validates backbone names (and answers
+# bad input) without paying for importing torch.
 
 
 def mlp_backbone() -> tuple[nn.Module, int]:
     """The 2x400 ReLU MLP that is standard for MNIST continual learning."""
+    from torch import nn
+
     module = nn.Sequential(
         nn.Flatten(),
         nn.Linear(28 * 28, 400),
@@ -25,6 +32,8 @@ def mlp_backbone() -> tuple[nn.Module, int]:
 
 def cnn_backbone() -> tuple[nn.Module, int]:
     """The notebook ``Encoder``'s convolutional stack (before its projection)."""
+    from torch import nn
+
     module = nn.Sequential(
         nn.Conv2d(1, 32, kernel_size=3, stride=1, padding=1),  # 28x28
         nn.ReLU(inplace=True),

@@ -10,7 +10,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from baselines.loaders import TensorBatches, TensorReplayBatches
 from baselines.registry import get_strategy
-from baselines.replay import ReservoirReplayPlugin
+from baselines.tensor_plugins import ReservoirReplayPlugin
 from baselines.setup import StrategySetup
 from benchmarks.streams import build_benchmark
 

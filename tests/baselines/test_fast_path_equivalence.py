@@ -87,7 +87,7 @@ class BatchRecorder(SupervisedPlugin):
 def test_replay_paths_give_identical_batches(data_root):
     """Step by step, the fast replay loader yields exactly the stock ReplayDataLoader's batches."""
     from baselines.registry import get_strategy
-    from baselines.replay import ReservoirReplayPlugin
+    from baselines.tensor_plugins import ReservoirReplayPlugin
     from baselines.setup import StrategySetup
     from benchmarks.data import load_mnist
     from benchmarks.runner import seed_everything

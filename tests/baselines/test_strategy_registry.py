@@ -75,13 +75,38 @@ def test_registered_strategy_options_are_validated(tiny_strategy):
     assert tiny_strategy == []  # nothing was built
 
 
+# A plug-in whose options model is a plain BaseModel (pydantic ignores unknown keys there):
+# the registry must still reject a mistyped option.
 LWF_MODULE = """
 from avalanche.training.plugins import LwFPlugin
+from pydantic import BaseModel
+
+from baselines.registry import register_strategy
 
 
+class LwFOptions(BaseModel):
+    alpha: float = 1.0
+    temperature: float = 2.0
+
+
+@register_strategy("lwf", options=LwFOptions)
 def build(setup, options):
-    return setup.strategy(setup.classifier(), plugins=[LwFPlugin(alpha=1, temperature=2)])
+    return setup.strategy(setup.classifier(), plugins=[LwFPlugin(alpha=options.alpha, temperature=options.temperature)])
 """
+
+
+def test_plain_basemodel_options_are_strict_too(tiny_strategy):
+    class LooseOptions(BaseModel):  # no extra="forbid": pydantic alone would drop the typo
+        temperature: float = 2.0
+
+    register_strategy("test-loose", options=LooseOptions)(lambda setup, options: None)
+    try:
+        spec = get_strategy("test-loose")
+        with pytest.raises(ValueError, match=r"unknown option 'temprature' for strategy 'test-loose'; known: temperature"):
+            spec.validate_options({"temprature": 1.5}, memory=10)
+        assert spec.validate_options({"temperature": 1.5}, memory=10).temperature == 1.5
+    finally:
+        registry._REGISTRY.pop("test-loose", None)
 
 
 def test_strategy_from_another_installed_package_runs_end_to_end(tmp_path, synthetic_root):
@@ -93,7 +118,7 @@ def test_strategy_from_another_installed_package_runs_end_to_end(tmp_path, synth
     dist_info = site / "lwf_plugin_pkg-0.1.dist-info"
     dist_info.mkdir()
     (dist_info / "METADATA").write_text("Metadata-Version: 2.1\nName: lwf-plugin-pkg\nVersion: 0.1\n")
-    (dist_info / "entry_points.txt").write_text(f"[{ENTRY_POINT_GROUP}]\nlwf = lwf_plugin_pkg:build\n")
+    (dist_info / "entry_points.txt").write_text(f"[{ENTRY_POINT_GROUP}]\nlwf = lwf_plugin_pkg\n")
     assert "lwf" not in known_strategies()  # not in this process: only the other package provides it
 
     script = Path(sys.executable).with_name("epinet-bench")
@@ -102,17 +127,29 @@ def test_strategy_from_another_installed_package_runs_end_to_end(tmp_path, synth
     code_root = Path(benchmarks.__file__).resolve().parents[1]  # the checkout under test, as in this process
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(code_root)]), "OMP_NUM_THREADS": "1"}
     env.pop("EPINET_DATA_ROOT", None)
-    proc = subprocess.run(
-        [str(script), "run", "--benchmark", "split-mnist", "--strategy", "lwf", "--data-root", str(synthetic_root),
-         "--results", str(results), "--batch-size", "32", "-q"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+    def cli(*extra):
+        return subprocess.run(
+            [str(script), "run", "--benchmark", "split-mnist", "--strategy", "lwf", "--data-root", str(synthetic_root),
+             "--results", str(results), "--batch-size", "32", "-q", *extra],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+
+    typo = cli("--option", "temprature=1.5")
+    assert typo.returncode == 2 and not results.exists()
+    assert typo.stderr.strip() == (
+        "epinet-bench: error: arguments: strategy_options: strategy_options for 'lwf': "
+        "unknown option 'temprature' for strategy 'lwf'; known: alpha, temperature"
+    )
+    proc = cli("--option", "temperature=1.5")
     assert proc.returncode == 0, proc.stderr[-3000:]
     (path,) = results.rglob("seed0.json")
     assert path.parent.parent.name == "lwf"
     record = json.loads(path.read_text())
-    assert record["config"]["strategy"] == "lwf"
+    assert record["config"]["strategy"] == "lwf" and record["config"]["strategy_options"] == {"temperature": 1.5}
     assert len(record["accuracy_matrix"]) == 5 and all(len(row) == 5 for row in record["accuracy_matrix"])
-    read_result(path)  # validates
+    # The result re-derives where the plug-in is installed (here only the subprocess has it).
+    check = subprocess.run([sys.executable, "-c", f"from benchmarks.store import read_result; read_result({str(path)!r})"],
+                           env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert check.returncode == 0, check.stderr[-2000:]
     assert f"saved {path}" in proc.stdout
     assert "Traceback" not in proc.stderr

@@ -1,0 +1,75 @@
+"""A sweep worker: ``python -m benchmarks.worker JOB OUTCOME PARENT_PID``.
+
+Runs one pickled ``(job, config, threads)`` and pickles the outcome (the job's return value,
+or the exception it raised). Kept small and free of heavy imports until its signal handling
+is in place, so that a signal at any moment ends it cleanly:
+
+* SIGTERM and SIGINT raise inside the run, so ``store.write_atomic`` removes its temporary
+  file and nothing half-written survives;
+* on Linux it asks to receive SIGTERM when its parent dies (even by SIGKILL), so a killed
+  sweep leaves no orphan behind.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import signal
+import sys
+
+INTERRUPTED_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}
+
+
+class Interrupted(BaseException):
+    """Raised by the signal handler; a BaseException so ``except Exception`` does not swallow it."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _raise_interrupted(signum, frame):
+    raise Interrupted(signum)
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent_pid:  # the parent died before the request took effect
+        raise Interrupted(signal.SIGTERM)
+
+
+def main(argv: list[str]) -> int:
+    job_path, outcome_path, parent_pid = argv[0], argv[1], int(argv[2])
+    for signum in INTERRUPTED_EXIT:
+        signal.signal(signum, _raise_interrupted)
+    try:
+        _die_with_parent(parent_pid)
+        with open(job_path, "rb") as f:
+            job, config, threads = pickle.load(f)
+        import torch
+
+        from benchmarks.quiet import quiet_library_warnings
+
+        torch.set_num_threads(threads)
+        quiet_library_warnings()
+        try:
+            outcome = job(config)
+        except Exception as err:  # reported by the sweep; the other runs go on
+            outcome = err
+        try:
+            payload = pickle.dumps(outcome)
+        except Exception:  # an exception that cannot be pickled is reported by its text
+            payload = pickle.dumps(RuntimeError(f"{type(outcome).__name__}: {outcome}"))
+        with open(outcome_path, "wb") as f:
+            f.write(payload)
+        return 0
+    except Interrupted as stop:
+        return INTERRUPTED_EXIT[stop.signum]
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
