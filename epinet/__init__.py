@@ -8,7 +8,7 @@ stays fast. The Avalanche adapter lives in ``epinet.plugin`` and is not exported
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 # Exported name -> the module that defines it.
 _EXPORTS = {
@@ -28,16 +28,6 @@ _EXPORTS = {
 }
 
 __all__ = sorted(_EXPORTS)
-
-if TYPE_CHECKING:  # static analysers see the real names
-    from epinet.backbones import BACKBONES, make_backbone
-    from epinet.config import EpiNetConfig
-    from epinet.decoder import MixtureOfExpertsDecoder
-    from epinet.memory import EpisodicMemory, class_balanced_top
-    from epinet.model import EpiNetModel
-    from epinet.recall import RecallEngine
-    from epinet.salience import Clock, LogicalClock, WallClock, decayed_salience, make_clock
-
 
 def __getattr__(name: str) -> Any:
     if name not in _EXPORTS:
