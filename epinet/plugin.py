@@ -45,13 +45,17 @@ class EpiNetPlugin(SupervisedPlugin):
     def _record_latent(self, module: nn.Module, inputs: Any, output: Tensor) -> None:
         self._latent = output.detach()
 
-    def before_forward(self, strategy: Any, *args: Any, **kwargs: Any) -> None:
-        self._hook = strategy.model.encoder.register_forward_hook(self._record_latent)
-
-    def after_forward(self, strategy: Any, *args: Any, **kwargs: Any) -> None:
+    def _remove_hook(self) -> None:
         if self._hook is not None:
             self._hook.remove()
             self._hook = None
+
+    def before_forward(self, strategy: Any, *args: Any, **kwargs: Any) -> None:
+        self._remove_hook()  # one left by a forward that raised
+        self._hook = strategy.model.encoder.register_forward_hook(self._record_latent)
+
+    def after_forward(self, strategy: Any, *args: Any, **kwargs: Any) -> None:
+        self._remove_hook()
 
     def before_backward(self, strategy: Any, *args: Any, **kwargs: Any) -> None:
         model: EpiNetModel = strategy.model
