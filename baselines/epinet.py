@@ -1,29 +1,58 @@
 """EpiNet through the harness: the method lives in ``epinet/``; this file only wires it in.
 
 EpiNet's memory capacity is the run's ``memory`` budget (the same number of items as the
-replay buffer); every other EpiNet hyperparameter is a strategy option (see
-``epinet.model.EpiNetConfig``).
+replay buffer); every other field of ``epinet.config.EpiNetConfig`` is a strategy option.
+Importing this module does not import torch: options are validated (and a memory's size
+planned) in well under a second; the model is built, with torch, only in ``build``.
 """
 
-from pydantic import BaseModel, ConfigDict
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, create_model, model_validator
 
 from baselines.registry import register_strategy
-from baselines.template import HarnessTemplate
-from epinet.model import EpiNetConfig, EpiNetModel
-from epinet.plugin import epinet_strategy
+from epinet.config import EpiNetConfig
+from epinet.memory_layout import planned_nbytes
+
+CAPACITY_IS_MEMORY = "EpiNet's capacity is the run's memory budget: set `memory`, not strategy_options.capacity"
 
 
-class EpiNetOptions(BaseModel):
-    """EpiNetConfig's fields except ``capacity``; validated against the budget in ``check``."""
+class _KnownOptionsOnly(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
-    model_config = ConfigDict(extra="allow", frozen=True)
+    @model_validator(mode="before")
+    @classmethod
+    def _reject_unknown(cls, data: Any) -> Any:
+        # pydantic's own message ("Extra inputs are not permitted") does not say what is allowed.
+        if isinstance(data, dict):
+            if "capacity" in data:
+                raise ValueError(CAPACITY_IS_MEMORY)
+            unknown = sorted(set(data) - set(cls.model_fields))
+            if unknown:
+                raise ValueError(f"unknown EpiNet option(s) {', '.join(map(repr, unknown))}; known: {', '.join(cls.model_fields)}")
+        return data
 
 
-def config_for(options: EpiNetOptions, memory: int) -> EpiNetConfig:
-    fields = options.model_dump()
-    if "capacity" in fields:
-        raise ValueError("EpiNet's capacity is the run's memory budget: set `memory`, not strategy_options.capacity")
-    return EpiNetConfig(capacity=memory, **fields)
+# EpiNetConfig's fields (types, defaults, bounds) except capacity, taken from the config itself.
+EpiNetOptions = create_model(
+    "EpiNetOptions",
+    __base__=_KnownOptionsOnly,
+    __doc__="EpiNetConfig's fields except ``capacity``, which is the run's memory budget.",
+    **{name: (field.annotation, field) for name, field in EpiNetConfig.model_fields.items() if name != "capacity"},
+)
+
+
+def config_for(options: BaseModel, memory: int) -> EpiNetConfig:
+    """The EpiNetConfig of a run: its options with ``capacity = memory``."""
+    return EpiNetConfig(capacity=memory, **options.model_dump())
+
+
+def planned_bytes(options: BaseModel, memory: int, input_shape: Sequence[int] = (1, 28, 28)) -> int:
+    """Bytes EpiNet's episodic memory will hold (float32), known before it is allocated."""
+    return planned_nbytes(memory, input_shape, options.latent_dim)
 
 
 def memory_bytes(strategy) -> int:
@@ -31,6 +60,11 @@ def memory_bytes(strategy) -> int:
 
 
 @register_strategy("epinet", options=EpiNetOptions, memory_bytes=memory_bytes, check=config_for)
-def build(setup, options: EpiNetOptions):
+def build(setup, options: BaseModel):
+    # Imported here: they import torch and Avalanche, which option validation does not need.
+    from baselines.template import HarnessTemplate
+    from epinet.model import EpiNetModel
+    from epinet.plugin import epinet_strategy
+
     model = EpiNetModel(config_for(options, setup.memory), setup.backbone, setup.n_classes, setup.input_shape)
     return epinet_strategy(template=HarnessTemplate, plugins=setup.plugins, **setup.template_kwargs(model))

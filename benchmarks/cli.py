@@ -185,13 +185,11 @@ def cmd_report(args) -> int:
 
 
 def cmd_perf(args) -> int:
-    from benchmarks.perf import markdown, run_perf, update_readme, write_results
+    from benchmarks.perf import run_perf, write_results
 
-    results = run_perf(repeats=args.repeats, data_root=args.data_root, threads=args.threads, quick=not args.skip_quick, log=_log(args.quiet))
-    json_path, md_path = write_results(results, args.out)
-    print(markdown(results))
-    if args.update_readme:
-        update_readme(args.update_readme, markdown(results))
+    report = run_perf(repeats=args.repeats, data_root=args.data_root, threads=args.threads, quick=not args.skip_quick, log=_log(args.quiet))
+    json_path, md_path = write_results(report, args.out)
+    print(report.markdown())
     print(f"wrote {json_path} and {md_path}")
     return 0
 
@@ -243,7 +241,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=DEFAULT_RESULTS, help="where perf.json and perf.md go (default: results)")
     p.add_argument("--threads", type=int, default=1, help="torch threads in the timing process (default 1, as each sweep worker runs)")
     p.add_argument("--skip-quick", action="store_true", help="skip (e), the full quick.yaml sweep (a few minutes)")
-    p.add_argument("--update-readme", type=Path, metavar="README", help="also put the table between <!-- perf-table:start --> and <!-- perf-table:end --> in this file")
     p.set_defaults(fn=cmd_perf)
     return parser
 

@@ -1,28 +1,41 @@
 """EpiNet: continual learning with salience-driven episodic memory and recall.
 
-Plain PyTorch. The Avalanche adapter lives in ``epinet.plugin`` and is not
-imported here, so ``import epinet`` does not import Avalanche.
+Plain PyTorch. The names below are loaded on first use, so ``import epinet`` (and
+``import epinet.config``) imports neither torch nor Avalanche: validating a configuration
+stays fast. The Avalanche adapter lives in ``epinet.plugin`` and is not exported here.
 """
 
-from epinet.backbones import BACKBONES, make_backbone
-from epinet.decoder import MixtureOfExpertsDecoder
-from epinet.memory import EpisodicMemory, class_balanced_top
-from epinet.model import EpiNetConfig, EpiNetModel
-from epinet.recall import RecallEngine
-from epinet.salience import Clock, LogicalClock, WallClock, decayed_salience, make_clock
+from __future__ import annotations
 
-__all__ = [
-    "BACKBONES",
-    "Clock",
-    "EpiNetConfig",
-    "EpiNetModel",
-    "EpisodicMemory",
-    "LogicalClock",
-    "MixtureOfExpertsDecoder",
-    "RecallEngine",
-    "WallClock",
-    "class_balanced_top",
-    "decayed_salience",
-    "make_backbone",
-    "make_clock",
-]
+import importlib
+from typing import Any
+
+# Exported name -> the module that defines it.
+_EXPORTS = {
+    "BACKBONES": "epinet.backbones",
+    "make_backbone": "epinet.backbones",
+    "EpiNetConfig": "epinet.config",
+    "MixtureOfExpertsDecoder": "epinet.decoder",
+    "EpisodicMemory": "epinet.memory",
+    "class_balanced_top": "epinet.memory",
+    "EpiNetModel": "epinet.model",
+    "RecallEngine": "epinet.recall",
+    "Clock": "epinet.salience",
+    "LogicalClock": "epinet.salience",
+    "WallClock": "epinet.salience",
+    "decayed_salience": "epinet.salience",
+    "make_clock": "epinet.salience",
+}
+
+__all__ = sorted(_EXPORTS)
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'epinet' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

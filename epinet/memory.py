@@ -8,7 +8,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from epinet.memory_layout import planned_nbytes, slot_fields
 from epinet.salience import TIME_DTYPE, decayed_salience
+
+# Element type of each field kind of ``memory_layout.slot_fields`` (None: torch's default dtype).
+_DTYPES = {"float": None, "time": TIME_DTYPE, "label": torch.long}
 
 
 class EpisodicMemory(nn.Module):
@@ -61,13 +65,8 @@ class EpisodicMemory(nn.Module):
         self.input_shape = tuple(input_shape)
         self.latent_dim = latent_dim
         self.class_balanced = class_balanced
-        self.register_buffer("x", torch.zeros(capacity, *self.input_shape))
-        self.register_buffer("z", torch.zeros(capacity, latent_dim))
-        self.register_buffer("c", torch.zeros(capacity, latent_dim))
-        self.register_buffer("r0", torch.zeros(capacity))
-        self.register_buffer("tau", torch.zeros(capacity, dtype=TIME_DTYPE))
-        self.register_buffer("y", torch.zeros(capacity, dtype=torch.long))
-        self.register_buffer("t", torch.zeros(capacity, dtype=torch.long))
+        for name, (shape, kind) in slot_fields(self.input_shape, latent_dim).items():
+            self.register_buffer(name, torch.zeros(capacity, *shape, dtype=_DTYPES[kind]))
         self.register_buffer("size", torch.zeros((), dtype=torch.long))
 
     def __len__(self) -> int:
@@ -83,6 +82,13 @@ class EpisodicMemory(nn.Module):
     def nbytes(self) -> int:
         """Bytes held by all buffers (the full preallocated capacity)."""
         return sum(b.numel() * b.element_size() for b in self.buffers())
+
+    @staticmethod
+    def planned_nbytes(capacity: int, input_shape: Sequence[int], latent_dim: int, dtype: torch.dtype | None = None) -> int:
+        """The ``nbytes`` of ``EpisodicMemory(capacity, input_shape, latent_dim)`` cast to
+        ``dtype`` (default: torch's default dtype), computed without allocating it."""
+        float_bytes = (dtype or torch.get_default_dtype()).itemsize
+        return planned_nbytes(capacity, input_shape, latent_dim, float_bytes)
 
     def salience(self, now: Tensor | float, alpha: float) -> Tensor:
         """Decayed salience of the stored memories, shape [size]."""

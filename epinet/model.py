@@ -1,16 +1,16 @@
-"""EpiNet: encoder + episodic memory + recall + mixture-of-experts decoder."""
+"""EpiNet: encoder + episodic memory + recall + mixture-of-experts decoder, and its training step."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
 from torch import Tensor, nn
+from torch.optim import Optimizer
 
 from epinet.backbones import make_backbone
+from epinet.config import EpiNetConfig
 from epinet.decoder import MixtureOfExpertsDecoder
 from epinet.memory import EpisodicMemory
 from epinet.recall import RecallEngine
@@ -19,55 +19,19 @@ from epinet.salience import Clock, make_clock
 MaskLogits = Callable[[Tensor, Tensor], Tensor]
 
 
-class EpiNetConfig(BaseModel):
-    """Hyperparameters of EpiNet. Immutable; unknown fields are rejected.
-
-    alpha is the salience decay rate per clock unit (per training iteration
-    for the logical clock, per second for the wall clock); ``alpha = 0``
-    turns decay off. beta weighs the replay term; ``beta = 0`` turns replay
-    off. ``salience="random"`` draws r0 ~ U(0, 1) instead of using the
-    per-sample loss, which makes admission reservoir-like (an ablation).
-    ``recall=False`` feeds r = 0 to the decoder (an ablation).
-    ``reencode_every`` is in training iterations, 0 = off.
-    ``replay_batch_size=None`` replays as many memories as the training batch.
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    latent_dim: PositiveInt = 128
-    capacity: PositiveInt = 500
-    top_k: PositiveInt = 5
-    alpha: float = Field(1e-3, ge=0, allow_inf_nan=False)
-    beta: float = Field(0.5, ge=0, allow_inf_nan=False)
-    num_experts: PositiveInt = 4
-    hidden_dim: PositiveInt = 256
-    recall: bool = True
-    salience: Literal["loss", "random"] = "loss"
-    class_balanced: bool = False
-    reencode_every_experience: bool = True
-    reencode_every: int = Field(0, ge=0)
-    clock: Literal["logical", "wall"] = "logical"
-    replay_batch_size: PositiveInt | None = None
-
-    @model_validator(mode="after")
-    def _top_k_fits_in_memory(self) -> EpiNetConfig:
-        if self.top_k > self.capacity:
-            raise ValueError(f"top_k (k={self.top_k}) must not exceed capacity ({self.capacity})")
-        return self
-
-
 class EpiNetModel(nn.Module):
     """The assembled EpiNet (notebook cell 7, made to run).
 
-    ``forward(x)`` encodes, recalls from memory (in train and eval mode
-    alike) and decodes to logits. Training-loop hooks, used by
-    ``epinet.plugin`` but usable from any loop: :meth:`replay_term`,
-    :meth:`memorize`, :meth:`tick`, :meth:`reencode_memory`.
-    Memory contents and the clock are buffers, so ``state_dict`` captures
-    everything needed to predict identically.
-    """
+    ``forward(x)`` encodes, recalls from memory (in train and eval mode alike) and decodes
+    to logits; it has no side effects. One training iteration is :meth:`observe`, readable
+    top to bottom. A loop that owns the forward pass and the optimizer (Avalanche's, through
+    ``epinet.plugin``) calls the same parts in the same order: :meth:`forward_with_latent`,
+    :meth:`training_loss`, its own backward and optimizer step, :meth:`store`; and
+    :meth:`end_experience` after each experience.
 
-    last_latent: Tensor | None
+    Memory contents and the clock are buffers, so ``state_dict`` captures everything needed
+    to predict identically.
+    """
 
     def __init__(
         self,
@@ -84,12 +48,80 @@ class EpiNetModel(nn.Module):
         self.recall_engine = RecallEngine(config.top_k)
         self.decoder = MixtureOfExpertsDecoder(config.latent_dim, config.hidden_dim, num_classes, config.num_experts)
         self.clock: Clock = make_clock(config.clock)
-        self.last_latent = None
 
     @property
     def iterations(self) -> int:
         """Training iterations ticked so far."""
         return int(self.clock.ticks)
+
+    # ------------------------------------------------------------------ one training iteration
+
+    def observe(self, x: Tensor, y: Tensor, t: Tensor | int, optimizer: Optimizer, mask_logits: MaskLogits | None = None) -> Tensor:
+        """One training iteration on the batch (x, y, t); returns the loss it backpropagated.
+
+        ``mask_logits(logits, task_labels)``, if given, masks the logits of the batch and of
+        the replayed memories (task-incremental learning).
+        """
+        # What the iteration computes: loss = loss_main + beta * loss_replay.
+        optimizer.zero_grad()
+        logits, z = self.forward_with_latent(x)
+        if mask_logits is not None:
+            logits = mask_logits(logits, t)
+        loss = self.training_loss(F.cross_entropy(logits, y), len(x), mask_logits)
+        loss.backward()
+        optimizer.step()
+        # What it stores afterwards: the batch in memory, one clock tick, periodic re-encoding.
+        self.store(x, z, logits, y, t, mask_logits)
+        return loss.detach()
+
+    def forward_with_latent(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """(logits, z): the forward pass, and the batch's latent (detached) that memory stores."""
+        z = self.encode(x)
+        return self.decoder(z, self.recall(z)), z.detach()
+
+    def training_loss(
+        self,
+        main_loss: Tensor,
+        batch_size: int,
+        mask_logits: MaskLogits | None = None,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """The loss to backpropagate: ``main_loss + beta * loss_replay`` (or ``main_loss``
+        alone when there is nothing to replay). ``batch_size`` is the training batch's, the
+        number of memories replayed unless ``config.replay_batch_size`` says otherwise."""
+        replay = self.replay_term(self.config.replay_batch_size or batch_size, mask_logits, generator)
+        return main_loss if replay is None else main_loss + replay
+
+    def store(
+        self,
+        x: Tensor,
+        z: Tensor,
+        logits: Tensor,
+        y: Tensor,
+        t: Tensor | int,
+        mask_logits: MaskLogits | None = None,
+    ) -> None:
+        """After the optimizer step: offer the batch to memory with its per-sample loss as
+        salience, tick the clock, and re-encode memory every ``config.reencode_every`` ticks.
+
+        ``logits`` are the batch's training logits; ``mask_logits`` is applied to them again,
+        so it must be idempotent (they may already be masked).
+        """
+        logits = logits.detach()
+        if mask_logits is not None:
+            logits = mask_logits(logits, t)
+        self.memorize(x, z, F.cross_entropy(logits, y, reduction="none"), y, t)
+        self.tick()
+        every = self.config.reencode_every
+        if every and self.iterations % every == 0:
+            self.reencode_memory()
+
+    def end_experience(self) -> None:
+        """After training on an experience: refresh stored latents if so configured."""
+        if self.config.reencode_every_experience:
+            self.reencode_memory()
+
+    # ------------------------------------------------------------------ the parts
 
     def encode(self, x: Tensor) -> Tensor:
         """Latent z, shape [B, latent_dim]."""
@@ -106,7 +138,6 @@ class EpiNetModel(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         z = self.encode(x)
-        self.last_latent = z.detach()
         return self.decoder(z, self.recall(z))
 
     def memorize(self, x: Tensor, z: Tensor, per_sample_loss: Tensor, y: Tensor, t: Tensor | int) -> None:

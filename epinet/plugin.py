@@ -1,7 +1,7 @@
 """Avalanche adapter for EpiNet: the only module that imports Avalanche.
 
-The plugin only wires Avalanche's training loop to :class:`EpiNetModel`'s
-hooks; the method itself lives in the model.
+The plugin calls :class:`EpiNetModel`'s training step (see ``EpiNetModel.observe``) from
+Avalanche's callbacks; the method itself lives in the model.
 
 Expectations on the strategy: ``strategy.model`` is an ``EpiNetModel``;
 mini-batches are (x, y, task_labels), as Avalanche's supervised templates
@@ -17,50 +17,58 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import torch.nn.functional as F
 from avalanche.core import BasePlugin, SupervisedPlugin
 from avalanche.training.templates import SupervisedTemplate
-from torch import Tensor
+from torch import Tensor, nn
 from torch.optim import Optimizer
+from torch.utils.hooks import RemovableHandle
 
 from epinet.model import EpiNetModel
 
 
 class EpiNetPlugin(SupervisedPlugin):
-    """Replay term before backward; admission and clock tick after each iteration."""
+    """EpiNetModel's step in Avalanche's loop: Avalanche runs the forward pass, the main
+    loss, backward and the optimizer step; the plugin adds the replay term before backward
+    (``training_loss``), stores the batch after the step (``store``) and ends experiences.
+
+    The batch's latent, which ``store`` admits to memory, comes from Avalanche's own
+    forward (``model(mb_x)``): a hook on the encoder records it during that one call,
+    installed in ``before_forward`` and removed in ``after_forward``, so the replay forward
+    that follows is not recorded.
+    """
 
     def __init__(self) -> None:
         super().__init__()
         self._latent: Tensor | None = None
+        self._hook: RemovableHandle | None = None
+
+    def _record_latent(self, module: nn.Module, inputs: Any, output: Tensor) -> None:
+        self._latent = output.detach()
+
+    def _remove_hook(self) -> None:
+        if self._hook is not None:
+            self._hook.remove()
+            self._hook = None
+
+    def before_forward(self, strategy: Any, *args: Any, **kwargs: Any) -> None:
+        self._remove_hook()  # one left by a forward that raised
+        self._hook = strategy.model.encoder.register_forward_hook(self._record_latent)
 
     def after_forward(self, strategy: Any, *args: Any, **kwargs: Any) -> None:
-        # The replay forward in before_backward overwrites model.last_latent.
-        self._latent = strategy.model.last_latent
+        self._remove_hook()
 
     def before_backward(self, strategy: Any, *args: Any, **kwargs: Any) -> None:
         model: EpiNetModel = strategy.model
-        batch_size = model.config.replay_batch_size or len(strategy.mb_x)
-        replay = model.replay_term(batch_size, mask_logits=getattr(strategy, "mask_logits", None))
-        if replay is not None:
-            strategy.loss = strategy.loss + replay
+        strategy.loss = model.training_loss(strategy.loss, len(strategy.mb_x), getattr(strategy, "mask_logits", None))
 
     def after_training_iteration(self, strategy: Any, *args: Any, **kwargs: Any) -> None:
         model: EpiNetModel = strategy.model
-        logits = strategy.mb_output.detach()
         mask_logits = getattr(strategy, "mask_logits", None)
-        if mask_logits is not None:
-            logits = mask_logits(logits, strategy.mb_task_id)
-        per_sample_loss = F.cross_entropy(logits, strategy.mb_y, reduction="none")
-        model.memorize(strategy.mb_x, self._latent, per_sample_loss, strategy.mb_y, strategy.mb_task_id)
+        model.store(strategy.mb_x, self._latent, strategy.mb_output, strategy.mb_y, strategy.mb_task_id, mask_logits)
         self._latent = None
-        model.tick()
-        every = model.config.reencode_every
-        if every and model.iterations % every == 0:
-            model.reencode_memory()
 
     def after_training_exp(self, strategy: Any, *args: Any, **kwargs: Any) -> None:
-        if strategy.model.config.reencode_every_experience:
-            strategy.model.reencode_memory()
+        strategy.model.end_experience()
 
 
 def epinet_strategy(

@@ -38,24 +38,35 @@ class RecallEngine(nn.Module):
     def extra_repr(self) -> str:
         return f"top_k={self.top_k}"
 
-    def scores(self, z_query: Tensor, memory: EpisodicMemory, now: Tensor | float, alpha: float) -> Tensor:
-        """RecallScore for every (query, stored memory) pair, shape [B, size]."""
-        return self._scores_and_salience(z_query, memory, now, alpha)[0]
-
-    @staticmethod
-    def _scores_and_salience(
-        z_query: Tensor, memory: EpisodicMemory, now: Tensor | float, alpha: float, out: Tensor | None = None
-    ) -> tuple[Tensor, Tensor]:
+    def recall(self, z_query: Tensor, memory: EpisodicMemory, now: Tensor | float, alpha: float) -> Tensor:
+        """Recall embedding r_t for each query, shape [B, d]; zeros if memory is empty."""
         n = len(memory)
-        salience = memory.salience(now, alpha)
-        # c is stored unit-norm, so cosine similarity is one matmul.
-        query, keys = F.normalize(z_query, dim=1), memory.c[:n].T.to(z_query.dtype)
-        cosine = query @ keys if out is None else torch.mm(query, keys, out=out)
-        if torch.result_type(cosine, salience) != cosine.dtype:
-            return cosine * salience, salience
-        return cosine.mul_(salience), salience  # in place: the same products, one pass less
+        if n == 0:
+            return torch.zeros_like(z_query)
+        salience = memory.salience(now, alpha)  # [n]
+        scores = self._cosine_times_salience(z_query, memory.c[:n], salience, reuse_workspace=True)  # [B, n]
+        top = torch.topk(scores, k=min(self.top_k, n), dim=1).indices  # [B, k]
+        top_salience = salience[top]
+        weights = top_salience / top_salience.sum(dim=1, keepdim=True).clamp_min(EPS)
+        return torch.einsum("bk,bkd->bd", weights, memory.z[top].to(weights.dtype)).to(z_query.dtype)
 
-    def _scores_out(self, z_query: Tensor, n: int) -> Tensor | None:
+    def scores(self, z_query: Tensor, memory: EpisodicMemory, now: Tensor | float, alpha: float) -> Tensor:
+        """RecallScore for every (query, stored memory) pair, shape [B, size] (a fresh tensor)."""
+        n = len(memory)
+        return self._cosine_times_salience(z_query, memory.c[:n], memory.salience(now, alpha), reuse_workspace=False)
+
+    def _cosine_times_salience(self, z_query: Tensor, keys: Tensor, salience: Tensor, reuse_workspace: bool) -> Tensor:
+        """cos(z_query, keys) * salience, shape [B, n]; with ``reuse_workspace``, written into
+        this engine's reused storage where autograd allows (valid until the next call)."""
+        # Keys are stored unit-norm, so cosine similarity is one matmul.
+        query, keys_t = F.normalize(z_query, dim=1), keys.T.to(z_query.dtype)
+        out = self._workspace_view(z_query, keys.shape[0]) if reuse_workspace else None
+        cosine = query @ keys_t if out is None else torch.mm(query, keys_t, out=out)
+        if torch.result_type(cosine, salience) != cosine.dtype:
+            return cosine * salience
+        return cosine.mul_(salience)  # in place: the same products, one pass less
+
+    def _workspace_view(self, z_query: Tensor, n: int) -> Tensor | None:
         """A [B, n] view of the reused workspace, or None where ``out=`` cannot be used."""
         if torch.is_grad_enabled() and z_query.requires_grad:
             return None  # out= does not support autograd
@@ -64,17 +75,6 @@ class RecallEngine(nn.Module):
         if ws is None or ws.numel() < need or ws.dtype != z_query.dtype or ws.device != z_query.device:
             ws = self._workspace = torch.empty(need, dtype=z_query.dtype, device=z_query.device)
         return ws[:need].view(z_query.shape[0], n)
-
-    def recall(self, z_query: Tensor, memory: EpisodicMemory, now: Tensor | float, alpha: float) -> Tensor:
-        """Recall embedding r_t for each query, shape [B, d]; zeros if memory is empty."""
-        n = len(memory)
-        if n == 0:
-            return torch.zeros_like(z_query)
-        scores, salience = self._scores_and_salience(z_query, memory, now, alpha, self._scores_out(z_query, n))
-        top = torch.topk(scores, k=min(self.top_k, n), dim=1).indices  # [B, k]
-        top_salience = salience[top]
-        weights = top_salience / top_salience.sum(dim=1, keepdim=True).clamp_min(EPS)
-        return torch.einsum("bk,bkd->bd", weights, memory.z[top].to(weights.dtype)).to(z_query.dtype)
 
     def forward(self, z_query: Tensor, memory: EpisodicMemory, now: Tensor | float, alpha: float) -> Tensor:
         return self.recall(z_query, memory, now, alpha)

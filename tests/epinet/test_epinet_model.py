@@ -18,9 +18,8 @@ def small_model(**overrides):
 def fill(model, n=12, loss=None):
     x = torch.randn(n, 1, 28, 28)
     y = torch.arange(n) % 4
-    model(x)
     loss = torch.rand(n) + 0.1 if loss is None else loss
-    model.memorize(x, model.last_latent, loss, y, 1)
+    model.memorize(x, model.encode(x).detach(), loss, y, 1)
     return x, y
 
 
@@ -55,20 +54,24 @@ def test_alpha_zero_is_accepted_as_decay_off():
     assert EpiNetConfig(alpha=0).alpha == 0
 
 
-def test_forward_caches_detached_latent_and_recalls_in_both_modes():
+def test_forward_recalls_in_both_modes_and_changes_nothing():
     model = small_model()
     fill(model)
     x = torch.randn(5, 1, 28, 28)
+    state = {k: v.clone() for k, v in model.state_dict().items()}
     for mode in (model.train, model.eval):
         mode()
         logits = model(x)
         z = model.encode(x)
         assert logits.shape == (5, 4)
-        assert not model.last_latent.requires_grad
-        torch.testing.assert_close(model.last_latent, z.detach())
         r = model.recall(z)
         assert r.abs().sum() > 0
         torch.testing.assert_close(logits, model.decoder(z, r))
+        with_latent, latent = model.forward_with_latent(x)
+        assert torch.equal(with_latent, logits) and not latent.requires_grad
+        torch.testing.assert_close(latent, z.detach())
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in state.items())
+    assert not hasattr(model, "last_latent")
 
 
 def test_recall_off_feeds_zeros_to_decoder():

@@ -140,3 +140,8 @@ def test_factory_rejects_non_epinet_models():
     model = torch.nn.Linear(2, 2)
     with pytest.raises(TypeError, match="needs an EpiNetModel"):
         epinet_strategy(model, torch.optim.SGD(model.parameters(), lr=0.1), train_mb_size=2, eval_mb_size=2, train_epochs=1)
+
+
+def test_no_latent_hook_outlives_the_training_forward(trained):
+    model, *_ = trained
+    assert not model.encoder._forward_hooks

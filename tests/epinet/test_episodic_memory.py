@@ -231,3 +231,23 @@ def test_salience_matches_decay_formula():
     offer(mem, [1], [4.0], now=3.0)
     torch.testing.assert_close(mem.salience(5.0, 0.2), decayed_salience(mem.r0[:2], mem.tau[:2], 5.0, 0.2))
     torch.testing.assert_close(mem.salience(5.0, 0.2), torch.tensor([2.0 * math.exp(-0.8), 4.0 * math.exp(-0.4)]))
+
+
+@pytest.mark.parametrize(
+    "capacity, input_shape, latent_dim, dtype",
+    [(1, (1,), 2, None), (500, (1, 28, 28), 128, None), (37, (3, 32, 32), 16, None), (20, (1, 28, 28), 8, torch.float64)],
+)
+def test_planned_nbytes_equals_nbytes_of_the_memory_built(capacity, input_shape, latent_dim, dtype):
+    planned = EpisodicMemory.planned_nbytes(capacity, input_shape, latent_dim, dtype)
+    mem = EpisodicMemory(capacity, input_shape, latent_dim)
+    if dtype is not None:
+        mem.to(dtype)
+    assert planned == mem.nbytes
+
+
+def test_planned_nbytes_needs_no_torch():
+    import subprocess
+    import sys
+
+    code = "import sys; from epinet.memory_layout import planned_nbytes; planned_nbytes(5, (1, 28, 28), 4); assert 'torch' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -68,3 +68,20 @@ def test_decay_shifts_weight_towards_recent_memories():
     r = RecallEngine(top_k=2).recall(torch.tensor([[1.0, 1.0]]), mem, now=10.0, alpha=0.1)
     w_old = math.exp(-1.0) / (math.exp(-1.0) + 1.0)
     torch.testing.assert_close(r, torch.tensor([[w_old, 1.0 - w_old]]))
+
+
+def test_reused_workspace_gives_the_same_recall_as_fresh_storage():
+    g = torch.Generator().manual_seed(0)
+    mem = memory_with(torch.randn(30, 4, generator=g), r0=torch.rand(30, generator=g).tolist(), capacity=30)
+    engine = RecallEngine(top_k=3)
+    for b in (7, 2, 7):  # the workspace is reused across calls and batch sizes
+        query = torch.randn(b, 4, generator=g, requires_grad=True)
+        fresh = engine.recall(query, mem, now=0.0, alpha=0.0)  # autograd on: no workspace
+        with torch.no_grad():
+            reused = engine.recall(query, mem, now=0.0, alpha=0.0)
+        assert engine._workspace is not None
+        assert torch.equal(fresh, reused)
+        scores = engine.scores(query.detach(), mem, now=0.0, alpha=0.0)
+        with torch.no_grad():
+            engine.recall(torch.randn(b, 4, generator=g), mem, now=0.0, alpha=0.0)  # another query
+        assert torch.equal(scores, engine.scores(query.detach(), mem, now=0.0, alpha=0.0))  # not overwritten

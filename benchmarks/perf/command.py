@@ -1,0 +1,89 @@
+"""``epinet-bench perf``: take the measurements in turn and write ``perf.json`` and ``perf.md``."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import warnings
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+
+from benchmarks import provenance
+from benchmarks.perf.admission import measure_admission
+from benchmarks.perf.harness import measure_harness
+from benchmarks.perf.per_experience import measure_epinet_vs_replay
+from benchmarks.perf.recall import measure_recall
+from benchmarks.perf.report import Measurement, PerfReport
+from benchmarks.perf.steps import measure_bare_steps
+from benchmarks.perf.sweep import measure_quick
+
+
+def _load_average() -> list[float] | None:
+    return list(os.getloadavg()) if hasattr(os, "getloadavg") else None
+
+
+def run_perf(
+    *,
+    repeats: int = 5,
+    data_root: str | None = None,
+    threads: int = 1,
+    quick: bool = True,
+    log: Callable[[str], None] = print,
+) -> PerfReport:
+    from benchmarks.data import load_mnist
+    from benchmarks.streams import build_benchmark
+
+    if repeats < 1:
+        raise ValueError(f"--repeats must be at least 1 (got {repeats})")
+    if threads < 1:
+        raise ValueError(f"--threads must be at least 1 (got {threads})")
+    torch.set_num_threads(threads)
+    data = load_mnist(data_root)
+    bench = build_benchmark("split-mnist", data, seed=0)
+    report = PerfReport(
+        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        machine=provenance.machine(),
+        versions=provenance.package_versions(),
+        code=provenance.code_version(),
+        repeats=repeats,
+        threads=threads,
+        data_root=str(data.root),
+        load_before=_load_average(),
+    )
+
+    def measure(label: str, fn: Callable[[], Measurement]) -> Measurement:
+        log(f"perf: {label} ...")
+        start = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            # Avalanche's @deprecated re-arms its own filter on every call: drop what it shows.
+            warnings.showwarning = lambda *args, **kwargs: None
+            measurement = fn()
+        log(f"perf: {label} done in {time.perf_counter() - start:.0f} s")
+        torch.set_num_threads(threads)  # a measurement may have changed it
+        report.measurements.append(measurement)
+        return measurement
+
+    measure("(a) harness vs plain loop", lambda: measure_harness(bench, repeats))
+    per_experience = measure("(b) EpiNet vs replay, per experience", lambda: measure_epinet_vs_replay(bench, repeats))
+    measure("(b) bare training steps", lambda: measure_bare_steps(bench, repeats))
+    measure("(c) recall latency", lambda: measure_recall(repeats, thread_counts=sorted({threads, os.cpu_count() or 1})))
+    iteration_ms = per_experience.epinet_ms_per_iteration  # (d) reports its costs against it
+    measure("(d) admission cost", lambda: measure_admission(bench, repeats, epinet_iteration_ms=iteration_ms))
+    if quick:
+        measure("(e) quick.yaml sweep, --jobs 2 (a few minutes)", lambda: measure_quick(str(data.root)))
+    report.load_after = _load_average()
+    return report
+
+
+def write_results(report: PerfReport, out: Path) -> tuple[Path, Path]:
+    """``<out>/perf.json`` (every sample, the machine and the code version) and ``<out>/perf.md`` (the table)."""
+    out.mkdir(parents=True, exist_ok=True)
+    json_path, md_path = out / "perf.json", out / "perf.md"
+    json_path.write_text(json.dumps(report.to_json(), indent=2) + "\n")
+    md_path.write_text(report.markdown())
+    return json_path, md_path

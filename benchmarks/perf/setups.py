@@ -1,0 +1,71 @@
+"""What the measurements time: strategies built as the runner builds them, and EpiNet
+models and memories filled in advance (building them is never timed)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+
+import torch
+import torch.nn.functional as F
+
+BATCH, LATENT = 128, 128  # a training batch; EpiNet's default latent size
+
+
+def strategy_setup(bench, **overrides):
+    """A StrategySetup as the runner builds it for ``bench`` with RunConfig's defaults."""
+    from benchmarks.config import RunConfig
+    from benchmarks.runner import AccuracyPlugin, strategy_setup
+
+    defaults = RunConfig(benchmark=bench.name, strategy="naive")
+    return replace(strategy_setup(defaults, bench, [AccuracyPlugin()]), **overrides)
+
+
+def build_strategy(name: str, bench, seed: int = 0, options: dict | None = None, **overrides):
+    """The registry's strategy ``name``, with its options validated as a run validates them."""
+    from baselines.registry import get_strategy
+    from benchmarks.runner import seed_everything
+
+    spec = get_strategy(name)
+    setup = strategy_setup(bench, **overrides)
+    parsed = spec.validate_options(options or {}, setup.memory)
+    seed_everything(seed)
+    return spec.build(setup, parsed)
+
+
+def timed_train(strategy, experience) -> float:
+    """Seconds of ``strategy.train(experience)``."""
+    start = time.perf_counter()
+    strategy.train(experience)
+    return time.perf_counter() - start
+
+
+def filled_model(bench, capacity: int | None = None):
+    """An EpiNetModel with the run's default options whose memory is full of real, encoded samples."""
+    from baselines.epinet import EpiNetOptions, config_for
+    from epinet.model import EpiNetModel
+
+    setup = strategy_setup(bench)
+    torch.manual_seed(0)
+    model = EpiNetModel(config_for(EpiNetOptions(), capacity or setup.memory), setup.backbone, bench.n_classes)
+    x, y, t = bench.train_stream[0].tensors
+    n = model.config.capacity
+    idx = torch.randint(len(y), (n,))
+    with torch.no_grad():
+        model.memorize(x[idx], model.encode(x[idx]), torch.rand(n), y[idx], t[idx])
+    return model
+
+
+def random_memory(capacity: int, now: float = 1_000.0, class_balanced: bool = False):
+    """A full EpisodicMemory of random latents, saliences and timestamps (no images)."""
+    from epinet.memory import EpisodicMemory
+
+    g = torch.Generator().manual_seed(capacity)
+    memory = EpisodicMemory(capacity, (1, 28, 28), LATENT, class_balanced)
+    memory.z.copy_(torch.randn(capacity, LATENT, generator=g))
+    memory.c.copy_(F.normalize(memory.z, dim=1))
+    memory.r0.copy_(torch.rand(capacity, generator=g) * 2)
+    memory.tau.copy_(torch.rand(capacity, generator=g, dtype=torch.float64) * now)
+    memory.y.copy_(torch.randint(10, (capacity,), generator=g))
+    memory.size.fill_(capacity)
+    return memory

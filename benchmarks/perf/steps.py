@@ -1,0 +1,208 @@
+"""(b) EpiNet's and replay's training steps outside Avalanche: the methods' own compute.
+
+EpiNet's step is the model's own, ``EpiNetModel.observe`` (main forward with recall, replay
+forward on 128 memories with recall, backward, Adam, then admission of the batch and the
+clock tick). Its phase breakdown calls the same parts observe calls, in the same order,
+timing each. Replay's step, for comparison: one forward of 256 samples (128 current + 128
+from a buffer), backward, Adam.
+"""
+
+from __future__ import annotations
+
+import gc
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from benchmarks.perf.setups import filled_model, strategy_setup
+from benchmarks.perf.timing import Row, time_calls
+
+EPINET_PHASES = ("main_forward", "replay_forward", "backward", "optimizer", "store")
+REPLAY_PHASES = ("forward", "backward", "optimizer")
+
+
+@dataclass(frozen=True)
+class BareSteps:
+    key: ClassVar[str] = "bare_steps"
+
+    steps: int
+    epinet_ms_per_step: float  # EpiNetModel.observe
+    replay_ms_per_step: float
+    epinet_phase_ms: dict[str, float]  # EPINET_PHASES
+    replay_phase_ms: dict[str, float]  # REPLAY_PHASES
+    components_ms: dict[str, float]  # forward + backward of EpiNet's parts and replay's classifier
+    parameters: dict[str, int]
+    forward_macs_per_sample: dict[str, int]
+
+    @property
+    def ratio_epinet_replay(self) -> float:
+        return self.epinet_ms_per_step / self.replay_ms_per_step
+
+    def rows(self) -> list[Row]:
+        e, r, k, macs = self.epinet_phase_ms, self.replay_phase_ms, self.components_ms, self.forward_macs_per_sample
+        return [
+            Row(
+                "(b) same, bare training steps outside Avalanche (EpiNetModel.observe / a replay step)",
+                f"{self.epinet_ms_per_step:.2f} / {self.replay_ms_per_step:.2f} ms per step = {self.ratio_epinet_replay:.2f}x",
+            ),
+            Row(
+                "(b) EpiNet step by phase: main fwd + replay fwd + backward + Adam + store (admission, tick)",
+                " + ".join(f"{e[p]:.2f}" for p in EPINET_PHASES) + " ms",
+            ),
+            Row("(b) replay step by phase: fwd (256 samples) + backward + Adam", " + ".join(f"{r[p]:.2f}" for p in REPLAY_PHASES) + " ms"),
+            Row(
+                "(b) forward + backward per step: EpiNet encoder + decoder (+ recall, no grad), each on 2 x 128; replay's whole classifier on 256",
+                f"{k['epinet_encoder_2x128']:.2f} + {k['epinet_decoder_2x128']:.2f} (+ {k['epinet_recall_2x128']:.2f}) ms vs {k['replay_classifier_256']:.2f} ms",
+            ),
+            Row(
+                "(b) forward multiply-adds per sample (dense layers + recall), EpiNet / replay",
+                f"{macs['epinet'] / 1e3:,.0f}k / {macs['replay'] / 1e3:,.0f}k = {macs['epinet'] / macs['replay']:.2f}x",
+            ),
+        ]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "steps": self.steps,
+            "ms_per_step": {"epinet": self.epinet_ms_per_step, "replay": self.replay_ms_per_step},
+            "phase_ms_per_step": {"epinet": self.epinet_phase_ms, "replay": self.replay_phase_ms},
+            "ratio_epinet_replay": self.ratio_epinet_replay,
+            "components_ms": self.components_ms,
+            "parameters": self.parameters,
+            "forward_macs_per_sample": self.forward_macs_per_sample,
+        }
+
+
+def epinet_phases(model, optimizer, xb, yb, tb) -> dict[str, float]:
+    """One EpiNet training step through observe's parts, in observe's order, each timed."""
+    t0 = time.perf_counter()
+    optimizer.zero_grad()
+    logits, z = model.forward_with_latent(xb)
+    loss = F.cross_entropy(logits, yb)
+    t1 = time.perf_counter()
+    loss = model.training_loss(loss, len(xb))
+    t2 = time.perf_counter()
+    loss.backward()
+    t3 = time.perf_counter()
+    optimizer.step()
+    t4 = time.perf_counter()
+    model.store(xb, z, logits, yb, tb)
+    t5 = time.perf_counter()
+    return dict(zip(EPINET_PHASES, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4)))
+
+
+def replay_phases(classifier, optimizer, xb, yb) -> dict[str, float]:
+    """One step of a classifier on an already concatenated batch (current + buffer), timed by phase."""
+    t0 = time.perf_counter()
+    optimizer.zero_grad()
+    loss = F.cross_entropy(classifier(xb), yb)
+    t1 = time.perf_counter()
+    loss.backward()
+    t2 = time.perf_counter()
+    optimizer.step()
+    t3 = time.perf_counter()
+    return dict(zip(REPLAY_PHASES, (t1 - t0, t2 - t1, t3 - t2)))
+
+
+def measure_bare_steps(bench, repeats: int, steps: int = 40) -> BareSteps:
+    setup = strategy_setup(bench)
+    x, y, t = bench.train_stream[1].tensors
+    b = setup.batch_size
+    g = torch.Generator().manual_seed(0)
+    batches = [torch.randint(len(y), (b,), generator=g) for _ in range(steps)]
+
+    torch.manual_seed(0)
+    classifier = setup.classifier()
+    c_opt = setup.make_optimizer(classifier)
+    buffer = torch.randint(len(y), (setup.memory,), generator=g)
+    model = filled_model(bench)
+    e_opt = setup.make_optimizer(model)
+
+    def observe() -> dict[str, float]:
+        start = time.perf_counter()
+        for idx in batches:
+            model.observe(x[idx], y[idx], t[idx], e_opt)
+        return {"total": time.perf_counter() - start}
+
+    def epinet_by_phase() -> dict[str, float]:
+        per_step = [epinet_phases(model, e_opt, x[idx], y[idx], t[idx]) for idx in batches]
+        return {p: sum(s[p] for s in per_step) for p in EPINET_PHASES}
+
+    def replay_by_phase() -> dict[str, float]:
+        per_step = []
+        for idx in batches:
+            mem = buffer[torch.randint(len(buffer), (b,))]
+            per_step.append(replay_phases(classifier, c_opt, torch.cat([x[idx], x[mem]]), torch.cat([y[idx], y[mem]])))
+        return {p: sum(s[p] for s in per_step) for p in REPLAY_PHASES}
+
+    sides = {"epinet": observe, "epinet_phases": epinet_by_phase, "replay": replay_by_phase}
+    records: dict[str, list[dict[str, float]]] = {name: [] for name in sides}
+    for round_ in range(1 + repeats):  # one untimed warm-up round, then interleaved repeats
+        for name, fn in sides.items():
+            gc.collect()
+            phases = fn()
+            if round_:
+                records[name].append(phases)
+
+    def median_ms(runs: list[dict[str, float]], key: str) -> float:
+        return 1000 * statistics.median(r[key] for r in runs) / steps
+
+    return BareSteps(
+        steps=steps,
+        epinet_ms_per_step=median_ms(records["epinet"], "total"),
+        replay_ms_per_step=1000 * statistics.median(sum(r.values()) for r in records["replay"]) / steps,
+        epinet_phase_ms={p: median_ms(records["epinet_phases"], p) for p in EPINET_PHASES},
+        replay_phase_ms={p: median_ms(records["replay"], p) for p in REPLAY_PHASES},
+        components_ms=components_ms(model, classifier, x[:b], 2 * b, max(20, 4 * repeats)),
+        parameters={"epinet": _count(model.parameters()), "replay": _count(classifier.parameters())},
+        forward_macs_per_sample={
+            "epinet": _linear_macs(model) + model.config.capacity * model.config.latent_dim,  # + recall's cosine matmul
+            "replay": _linear_macs(classifier),
+        },
+    )
+
+
+def components_ms(model, classifier, xb: torch.Tensor, replay_batch: int, calls: int) -> dict[str, float]:
+    """Forward + backward of each of EpiNet's parts on one training step's worth of data, in ms:
+    EpiNet runs every part twice on 128 samples (main and replay batch), replay once on 256."""
+    x2 = xb.repeat(2, 1, 1, 1)[:replay_batch]
+    z = model.encode(xb).detach()
+    with torch.no_grad():
+        r = model.recall(z)
+
+    def encoder():
+        model.encode(xb).sum().backward()
+
+    def decoder():
+        model.decoder(z.requires_grad_(), r).sum().backward()
+
+    def recall():
+        with torch.no_grad():
+            model.recall(z)
+
+    def whole_classifier():
+        classifier(x2).sum().backward()
+
+    parts = {"encoder": encoder, "decoder": decoder, "recall": recall, "classifier": whole_classifier}
+    median_ms = {name: 1000 * time_calls(fn, calls).median for name, fn in parts.items()}
+    model.zero_grad(set_to_none=True)
+    classifier.zero_grad(set_to_none=True)
+    return {
+        "epinet_encoder_2x128": 2 * median_ms["encoder"],
+        "epinet_decoder_2x128": 2 * median_ms["decoder"],
+        "epinet_recall_2x128": 2 * median_ms["recall"],
+        "replay_classifier_256": median_ms["classifier"],
+    }
+
+
+def _count(parameters) -> int:
+    return sum(p.numel() for p in parameters)
+
+
+def _linear_macs(model: nn.Module) -> int:
+    """Multiply-accumulates per sample of a model's dense layers (weights of dim >= 2)."""
+    return sum(p.numel() for p in model.parameters() if p.dim() >= 2)

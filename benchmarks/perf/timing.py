@@ -1,0 +1,76 @@
+"""Timing samples, interleaved comparisons, and the table row every measurement renders."""
+
+from __future__ import annotations
+
+import gc
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Seconds of repeated runs of one thing; the median is what tables report."""
+
+    samples: list[float]
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.samples)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"median": self.median, "min": min(self.samples), "max": max(self.samples), "samples": self.samples}
+
+
+def interleaved(sides: dict[str, Callable[[], float]], repeats: int, warmup: int = 1) -> dict[str, Timing]:
+    """Run each side's timed function in turn (A, B, A, B, ...); each returns seconds.
+
+    ``warmup`` untimed rounds come first (lazy imports, allocator and kernel warm-up); the
+    interleaving spreads any change in machine load over all sides alike."""
+    samples: dict[str, list[float]] = {name: [] for name in sides}
+    for round_ in range(warmup + repeats):
+        for name, fn in sides.items():
+            gc.collect()
+            seconds = fn()
+            if round_ >= warmup:
+                samples[name].append(seconds)
+    return {name: Timing(s) for name, s in samples.items()}
+
+
+def time_calls(fn: Callable[[], Any], calls: int, warmup: int = 3) -> Timing:
+    """Per-call seconds of ``calls`` calls after ``warmup`` untimed ones."""
+    for _ in range(warmup):
+        fn()
+    samples = []
+    for _ in range(calls):
+        start = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - start)
+    return Timing(samples)
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the perf table. ``passed`` is None where there is no target."""
+
+    measurement: str
+    result: str
+    target: str = "—"
+    passed: bool | None = None
+
+    @property
+    def verdict(self) -> str:
+        return "—" if self.passed is None else ("pass" if self.passed else "**FAIL**")
+
+    def to_json(self) -> dict[str, str]:
+        return {"measurement": self.measurement, "result": self.result, "target": self.target, "verdict": self.verdict}
+
+
+def ms(seconds: float) -> str:
+    return f"{1000 * seconds:.2f} ms" if seconds < 1 else f"{seconds:.2f} s"
+
+
+def mib(n: int | None) -> str:
+    return "—" if n is None else f"{n / 2**20:.0f} MiB"

@@ -1,0 +1,46 @@
+"""The episodic memory's buffers as shapes and item sizes, without torch.
+
+``EpisodicMemory`` allocates its buffers from :func:`slot_fields`, and
+:func:`planned_nbytes` adds up the same table, so the bytes a memory will hold can be
+known (and a configuration that would exhaust RAM refused) before anything is allocated
+and without importing torch.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Literal
+
+FieldKind = Literal["float", "time", "label"]
+
+# Bytes per element of each kind. "float" follows the model's floating dtype (float32 by
+# default; ``EpisodicMemory.to(torch.float64)`` doubles it); timestamps stay float64 (see
+# ``salience.TIME_DTYPE``) and labels int64 whatever the model's dtype.
+FLOAT32_BYTES = 4
+TIME_BYTES = 8
+LABEL_BYTES = 8
+SIZE_COUNTER_BYTES = 8  # the int64 scalar ``size`` buffer
+
+
+def slot_fields(input_shape: Sequence[int], latent_dim: int) -> dict[str, tuple[tuple[int, ...], FieldKind]]:
+    """Per-slot shape and kind of each stored field, in buffer registration order."""
+    return {
+        "x": (tuple(input_shape), "float"),
+        "z": ((latent_dim,), "float"),
+        "c": ((latent_dim,), "float"),
+        "r0": ((), "float"),
+        "tau": ((), "time"),
+        "y": ((), "label"),
+        "t": ((), "label"),
+    }
+
+
+def planned_nbytes(capacity: int, input_shape: Sequence[int], latent_dim: int, float_bytes: int = FLOAT32_BYTES) -> int:
+    """Bytes an ``EpisodicMemory(capacity, input_shape, latent_dim)`` holds (its ``nbytes``).
+
+    ``float_bytes`` is the element size of the model's floating dtype (8 after ``.double()``).
+    """
+    item_bytes = {"float": float_bytes, "time": TIME_BYTES, "label": LABEL_BYTES}
+    per_slot = sum(math.prod(shape) * item_bytes[kind] for shape, kind in slot_fields(input_shape, latent_dim).values())
+    return capacity * per_slot + SIZE_COUNTER_BYTES
