@@ -12,11 +12,13 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, ValidationError, field_validator, model_validator
 
 from baselines.registry import get_strategy
+from benchmarks.roles import Role, role_named_like
 from benchmarks.streams import BENCHMARKS
 from epinet.backbones import BACKBONES
 
-# Fields that say where things are or how loudly to run, not what is computed.
-NOT_HASHED = {"seed", "data_root"}
+# Fields that say where things are or how loudly to run, not what is computed; role and
+# reference say how the report reads a run, so declaring them never moves a stored result.
+NOT_HASHED = {"seed", "data_root", "role", "reference"}
 # Fields added after results were first stored: left out of the hash while at their default,
 # so that adding a field never orphans the results already on disk.
 HASHED_UNLESS_DEFAULT = {"train_per_experience"}
@@ -58,6 +60,8 @@ class RunConfig(BaseModel):
     strategy_options: dict[str, Any] = Field(default_factory=dict)
     experiment: str = "adhoc"
     variant: str = "default"
+    role: Role | None = None  # how the report uses the run (benchmarks.roles); None: an ad-hoc run
+    reference: str | None = None  # the strategy the report's significance tests compare with
     data_root: str | None = None
 
     @field_validator("benchmark")
@@ -123,6 +127,15 @@ class Experiment(BaseModel):
     overrides: dict[str, Any] = Field(default_factory=dict)
     variants: dict[str, dict[str, Any]] = Field(default_factory=lambda: {"default": {}})
     seeds: list[int] | None = Field(None, min_length=1)  # overrides the sweep's seeds for this block
+    role: Role | None = None  # None: the role named like the experiment (benchmarks.roles)
+    reference: str | None = None  # strategy the report tests the others against (Welch), e.g. replay
+
+    @model_validator(mode="after")
+    def _reference_is_run(self) -> "Experiment":
+        # a reference the block never runs would silently leave every test out
+        if self.reference is not None and self.reference not in self.strategies:
+            raise ValueError(f"reference {self.reference!r} is not one of the experiment's strategies ({', '.join(self.strategies)})")
+        return self
 
 
 class SweepConfig(BaseModel):
@@ -157,6 +170,8 @@ class SweepConfig(BaseModel):
                         strategy_options=options,
                         experiment=exp.name,
                         variant=variant,
+                        role=exp.role or role_named_like(exp.name),
+                        reference=exp.reference,
                         data_root=data_root,
                     )
                 )
