@@ -1,4 +1,4 @@
-"""Run records -> tidy pandas frames; the one place results are flattened and grouped."""
+"""Run records -> tidy pandas frames, and the one mean ± std format of every table: the one place results are flattened and grouped."""
 
 from __future__ import annotations
 

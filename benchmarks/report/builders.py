@@ -8,8 +8,8 @@ import math
 import pandas as pd
 
 from benchmarks.aggregate import mean_std
-from benchmarks.report import selection
 from benchmarks.report.order import benchmark_order, describe, name, strategy_order, variant_order
+from benchmarks.report.selection import NoData, ablations, memory_series, reference_of, tuning_runs, upper_bounds
 from benchmarks.report.stats import Stat, best, code_versions, human_bytes, stars, stat, welch
 from benchmarks.report.tables import Column, Table
 
@@ -21,10 +21,10 @@ TUNING_BLOCK = ["experiment", "benchmark", "strategy"]  # one selection per bloc
 def main_table(runs: pd.DataFrame) -> Table:
     """Every strategy on every benchmark of ``runs``: final accuracy, forgetting, seeds, memory."""
     if runs.empty:
-        raise selection.NoData("no main-role runs")
-    reference, _ = selection.reference_of(runs)
+        raise NoData("no main-role runs")
+    reference, _ = reference_of(runs)
     benchmarks, strategies = benchmark_order(runs["benchmark"]), strategy_order(runs["strategy"])
-    upper = selection.upper_bounds(runs)
+    upper = upper_bounds(runs)
     memory = runs.groupby("strategy")["memory_bytes"].mean().to_dict()
     cells, numbers, untested = {}, [], []
     for bench in benchmarks:
@@ -79,7 +79,7 @@ def main_table(runs: pd.DataFrame) -> Table:
 
 def ablation_tables(frame: pd.DataFrame) -> tuple[list[Table], list[str]]:
     """One table per ablation study: the strategy's main-role runs (full) against each variant."""
-    studies = selection.ablations(frame)
+    studies = ablations(frame)
     tables, notes = [], []
     for study in studies:
         full, abl, label = study.full, study.variants, f"{name(study.strategy)} on {study.benchmark}"
@@ -118,7 +118,7 @@ def ablation_tables(frame: pd.DataFrame) -> tuple[list[Table], list[str]]:
 
 def memory_tables(frame: pd.DataFrame) -> list[Table]:
     """One table per benchmark of the memory runs: final accuracy and bytes per budget and strategy."""
-    all_series = selection.memory_series(frame)
+    all_series = memory_series(frame)
     tables = []
     for series in all_series:
         runs, bench = series.runs, series.benchmark
@@ -153,7 +153,7 @@ def memory_tables(frame: pd.DataFrame) -> list[Table]:
 def tuning_table(frame: pd.DataFrame) -> Table:
     """Per (experiment, benchmark, strategy), the variant with the highest mean validation final
     accuracy over seeds is chosen; the runs were evaluated on the validation split only."""
-    runs = selection.tuning_runs(frame)
+    runs = tuning_runs(frame)
     numbers = (
         runs.groupby([*TUNING_BLOCK, "variant"])["final_accuracy"]
         .agg(valid_accuracy_mean="mean", valid_accuracy_std="std", seeds="size")

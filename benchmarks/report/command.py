@@ -19,7 +19,9 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from benchmarks.report import builders, pages, selection
+from benchmarks.report.builders import ablation_tables, main_table, memory_tables, tuning_table
+from benchmarks.report.pages import update_readme, write_results_page
+from benchmarks.report.selection import NoData, ablations, load_runs, main_runs, memory_series, pooling_notes
 
 
 def report(results_dir: str | Path = "results", update_readme_path: str | Path | None = None, figures: bool = True, out: Callable = print, log: Callable | None = None) -> int:
@@ -28,7 +30,7 @@ def report(results_dir: str | Path = "results", update_readme_path: str | Path |
     files and the main table to ``out``."""
     log = log or (lambda msg: print(msg, file=sys.stderr))
     root = Path(results_dir)
-    runs = selection.load_runs(root)
+    runs = load_runs(root)
     for problem in runs.problems:
         log(problem)
     frame = runs.frame
@@ -36,15 +38,15 @@ def report(results_dir: str | Path = "results", update_readme_path: str | Path |
         log(f"epinet-bench report: nothing to report: no readable runs under {root} (run `epinet-bench sweep CONFIG --results {root}` first)")
         return 2
     out(f"read {len(frame)} runs from {root}: " + ", ".join(f"{n} {role}" for role, n in frame["role"].value_counts().items()))
-    main, adhoc_note = selection.main_runs(frame)
-    for note in ([adhoc_note] if adhoc_note else []) + selection.pooling_notes(main, ["strategy", "benchmark"], "main"):
+    main, adhoc_note = main_runs(frame)
+    for note in ([adhoc_note] if adhoc_note else []) + pooling_notes(main, ["strategy", "benchmark"], "main"):
         log(note)
 
     def attempt(what: str, build: Callable):
         """``build()``, or None with one line saying why not: one broken artifact must not stop the others."""
         try:
             return build()
-        except selection.NoData as err:
+        except NoData as err:
             log(f"skipped {what}: {err}")
         except Exception as err:
             log(f"could not render {what}: {type(err).__name__}: {err}")
@@ -52,10 +54,10 @@ def report(results_dir: str | Path = "results", update_readme_path: str | Path |
 
     tables_dir, figures_dir = root / "tables", root / "figures"
     table_steps = [
-        ("tables/main", lambda: ([builders.main_table(main)], [])),
-        ("tables/ablation", lambda: builders.ablation_tables(frame)),
-        ("tables/memory", lambda: (builders.memory_tables(frame), [])),
-        ("tables/tuning", lambda: ([builders.tuning_table(frame)], [])),
+        ("tables/main", lambda: ([main_table(main)], [])),
+        ("tables/ablation", lambda: ablation_tables(frame)),
+        ("tables/memory", lambda: (memory_tables(frame), [])),
+        ("tables/tuning", lambda: ([tuning_table(frame)], [])),
     ]
     tables, rendered = [], []
     for what, build in table_steps:
@@ -63,7 +65,7 @@ def report(results_dir: str | Path = "results", update_readme_path: str | Path |
         for note in made[1] if made else []:
             log(note)
         for table in made[0] if made else []:
-            written = attempt(f"tables/{table.name}", lambda: table.write(tables_dir))
+            written = attempt(f"tables/{table.name}", lambda table=table: table.write(tables_dir))
             if written:
                 tables.append(table)
                 rendered += written
@@ -72,21 +74,21 @@ def report(results_dir: str | Path = "results", update_readme_path: str | Path |
                     out(table.markdown())
     if figures:
         rendered += draw_figures(main, frame, figures_dir, attempt, out, log)
-    attempt("README.md (results page)", lambda: pages.write_results_page(root, frame, tables, log))
+    attempt("README.md (results page)", lambda: write_results_page(root, frame, tables, log))
 
     status = 0 if rendered else 2
     if update_readme_path is not None:
         try:
-            changed = pages.update_readme(update_readme_path, root)
+            changed = update_readme(update_readme_path, root)
             out(f"{'updated' if changed else 'unchanged'}: main table in {update_readme_path}")
         except (ValueError, OSError) as err:
             log(f"epinet-bench report: README not updated: {err}")
             status = 2
-    main_table = next((t for t in tables if t.name == "main"), None)
-    if main_table is not None:
+    shown = next((t for t in tables if t.name == "main"), None)
+    if shown is not None:
         out("")
-        out(f"{main_table.title} ({len(main)} runs, {root}):")
-        out(main_table.markdown())
+        out(f"{shown.title} ({len(main)} runs, {root}):")
+        out(shown.markdown())
     if not rendered:
         log(f"epinet-bench report: nothing rendered from {root}: its runs have role(s) {', '.join(map(repr, sorted(set(frame['role']))))}")
     return status
@@ -112,8 +114,8 @@ def draw_figures(main, frame, figures_dir: Path, attempt: Callable, out: Callabl
         ("figures/seen_accuracy", lambda: fig.seen_accuracy(main, figures_dir)),
         ("figures/accuracy_matrix", lambda: fig.accuracy_matrices(main, figures_dir, log=log)),
         ("figures/forgetting", lambda: fig.forgetting(main, figures_dir)),
-        ("figures/ablation", several(lambda: selection.ablations(frame), fig.ablation, "ablation", lambda s: f"{s.strategy}-{s.benchmark}")),
-        ("figures/memory", several(lambda: selection.memory_series(frame), fig.memory, "memory", lambda s: s.benchmark)),
+        ("figures/ablation", several(lambda: ablations(frame), fig.ablation, "ablation", lambda s: f"{s.strategy}-{s.benchmark}")),
+        ("figures/memory", several(lambda: memory_series(frame), fig.memory, "memory", lambda s: s.benchmark)),
     ]
     rendered = []
     for what, build in steps:

@@ -10,8 +10,8 @@ from pathlib import Path
 import pandas as pd
 
 from benchmarks.markdown_blocks import markers, read_block, splice
-from benchmarks.report import selection
 from benchmarks.report.builders import main_table, tuning_table
+from benchmarks.report.selection import NoData, load_runs, main_runs, nested_results
 from benchmarks.report.stats import code_versions
 from benchmarks.report.tables import Table
 
@@ -42,7 +42,7 @@ SECTIONS = [
 
 def readme_table(results_dir: str | Path = "results") -> str:
     """The Markdown block the README embeds between its main-table markers (main role only)."""
-    main, _ = selection.main_runs(selection.load_runs(results_dir).frame, allow_adhoc=False)
+    main, _ = main_runs(load_runs(results_dir).frame, allow_adhoc=False)
     if main.empty:
         raise ValueError(f"no main-role runs under {results_dir}: nothing to put in the README")
     return main_table(main).markdown()
@@ -85,10 +85,10 @@ def _tables_md(tables: list[Table], missing: str) -> str:
 def _tuning_md(root: Path, frame: pd.DataFrame, tables: list[Table], log: Callable) -> str:
     """This directory's tuning table, then each nested results directory's (results/tuning)."""
     parts = [t.markdown() for t in tables if t.name == "tuning"]
-    for sub in selection.nested_results(root):
+    for sub in nested_results(root):
         try:
-            table = tuning_table(selection.load_runs(sub).frame)
-        except selection.NoData:
+            table = tuning_table(load_runs(sub).frame)
+        except NoData:
             continue
         except ValueError as err:
             log(f"results page: tuning runs under {sub}: {err}")
@@ -111,8 +111,8 @@ def _figures_md(figures_dir: Path) -> str:
 
 def _versions_md(root: Path, frame: pd.DataFrame) -> str:
     lines = [f"- {role}: {code_versions(group).removeprefix('Code version(s): ')}" for role, group in frame.groupby("role", sort=True)]
-    for sub in selection.nested_results(root):
-        for role, group in selection.load_runs(sub).frame.groupby("role", sort=True):
+    for sub in nested_results(root):
+        for role, group in load_runs(sub).frame.groupby("role", sort=True):
             lines.append(f"- {role} (`{sub.name}/`): {code_versions(group).removeprefix('Code version(s): ')}")
     return "Which commit of this harness produced the runs (`git_commit` of each run JSON; `+dirty`: uncommitted changes), per role:\n\n" + "\n".join(lines)
 

@@ -12,12 +12,12 @@ import pandas as pd
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # the run-record helpers live beside this file
-from test_report_tables import cell, make_record, md_table, stars, welch_by_hand, write_record  # noqa: E402
+from test_report_tables import cell, make_record, md_table, stars, welch_by_hand, write_record
 
-from benchmarks.config import ConfigError, SweepConfig, load_sweep, make_run_config  # noqa: E402
-from benchmarks.markdown_blocks import read_block  # noqa: E402
-from benchmarks.report import load_runs, report  # noqa: E402
-from benchmarks.report.tables import tex_note  # noqa: E402
+from benchmarks.config import ConfigError, SweepConfig, load_sweep, make_run_config
+from benchmarks.markdown_blocks import read_block
+from benchmarks.report import load_runs, report
+from benchmarks.report.tables import tex_note
 
 REPO = Path(__file__).resolve().parents[2]
 LWF = {"naive": [0.20, 0.22, 0.19], "ewc": [0.50, 0.55, 0.52], "epinet": [0.70, 0.74, 0.69]}
