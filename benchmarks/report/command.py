@@ -21,7 +21,7 @@ from pathlib import Path
 
 from benchmarks.report.builders import ablation_tables, main_table, memory_tables, tuning_table
 from benchmarks.report.pages import update_readme, write_results_page
-from benchmarks.report.selection import NoData, ablations, load_runs, main_runs, memory_series, pooling_notes
+from benchmarks.report.selection import NoData, ablations, load_runs, main_runs, memory_series, pooling_notes, reference_of
 
 
 def report(results_dir: str | Path = "results", update_readme_path: str | Path | None = None, figures: bool = True, out: Callable = print, log: Callable | None = None) -> int:
@@ -39,7 +39,7 @@ def report(results_dir: str | Path = "results", update_readme_path: str | Path |
         return 2
     out(f"read {len(frame)} runs from {root}: " + ", ".join(f"{n} {role}" for role, n in frame["role"].value_counts().items()))
     main, adhoc_note = main_runs(frame)
-    for note in ([adhoc_note] if adhoc_note else []) + pooling_notes(main, ["strategy", "benchmark"], "main"):
+    for note in ([adhoc_note] if adhoc_note else []) + reference_of(main)[1] + pooling_notes(main, ["strategy", "benchmark"], "main"):
         log(note)
 
     def attempt(what: str, build: Callable):

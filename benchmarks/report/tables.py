@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -80,7 +80,6 @@ class Table:
     formats: tuple[str, ...] = ("md", "tex", "csv")
     # numeric columns right-aligned by tabulate (the tuning table's look) instead of all left
     numparse: bool = False
-    paths: list[Path] = field(default_factory=list)  # where ``write`` put it
 
     def markdown(self) -> str:
         shown = pd.DataFrame([[cell(v, "md") for v in row] for row in self.rows], columns=[c.md for c in self.columns])
@@ -125,12 +124,12 @@ class Table:
 
     def write(self, tables_dir: Path) -> list[Path]:
         tables_dir.mkdir(parents=True, exist_ok=True)
-        self.paths = []
+        paths = []
         for ext in self.formats:
             path = tables_dir / f"{self.name}.{ext}"
             if ext == "csv":
                 self.numbers.to_csv(path, index=False)
             else:
                 path.write_text(self.markdown() + "\n" if ext == "md" else self.latex())
-            self.paths.append(path)
-        return self.paths
+            paths.append(path)
+        return paths

@@ -155,3 +155,14 @@ def test_results_page_keeps_hand_written_text_and_includes_perf_md(tmp_path):
 def test_notes_are_written_once_and_translated_to_latex():
     md = "**Bold**: \\* p < 0.05, \\*\\* p ≥ 0.01 on memory_bytes, 1 MB = 10^6 bytes, Δ ± — `x_y`"
     assert tex_note(md) == r"\textbf{Bold}: $^{*}$ p < 0.05, $^{**}$ p $\geq$ 0.01 on memory\_bytes, 1 MB = $10^{6}$ bytes, $\Delta$ $\pm$ -- \texttt{x\_y}"
+
+
+def test_conflicting_references_are_named_and_the_most_declared_is_used(tmp_path):
+    for seed, acc in enumerate([0.5, 0.6, 0.55]):
+        write_record(tmp_path, make_record("split-mnist", "naive", seed, acc, 0.2, role="main", reference="ewc"))
+        write_record(tmp_path, make_record("split-mnist", "ewc", seed, acc + 0.1, 0.2, role="main", reference="ewc"))
+    write_record(tmp_path, make_record("permuted-mnist", "naive", 0, 0.5, 0.2, role="main", reference="naive"))
+    status, log = render(tmp_path)
+    assert status == 0
+    assert "main: runs declare references ewc, naive; testing against ewc" in log
+    assert "against ewc, per benchmark" in (tmp_path / "tables" / "main.md").read_text()
