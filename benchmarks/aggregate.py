@@ -1,7 +1,8 @@
-"""Run records -> tidy pandas frames; the one place results are flattened and grouped."""
+"""Run records -> tidy pandas frames, and the one mean ± std format of every table: the one place results are flattened and grouped."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 
 import pandas as pd
@@ -9,6 +10,8 @@ import pandas as pd
 from benchmarks.metrics import seen_accuracy
 
 GROUP = ["benchmark", "strategy", "experiment", "variant"]
+CONFIG = [*GROUP, "seed", "memory", "epochs", "backbone", "eval_split", "role", "reference"]
+PROVENANCE = ["git_commit", "git_dirty"]
 METRICS = ["final_accuracy", "average_forgetting", "backward_transfer", "learning_accuracy", "train_seconds", "eval_seconds", "peak_rss_bytes", "parameter_count", "memory_bytes"]
 
 
@@ -17,12 +20,13 @@ def runs_frame(records: Iterable[dict]) -> pd.DataFrame:
     rows = []
     for record in records:
         config, metrics = record["config"], record["metrics"]
-        row = {key: config.get(key) for key in (*GROUP, "seed", "memory", "epochs", "backbone", "eval_split")}
+        row = {key: config.get(key) for key in CONFIG}
         row["config_hash"] = record.get("config_hash")
+        row.update({key: record.get(key) for key in PROVENANCE})
         row.update({m: metrics.get(m) for m in METRICS})
         row["accuracy_matrix"] = record.get("accuracy_matrix")
         rows.append(row)
-    frame = pd.DataFrame(rows, columns=[*GROUP, "seed", "memory", "epochs", "backbone", "eval_split", "config_hash", *METRICS, "accuracy_matrix"])
+    frame = pd.DataFrame(rows, columns=[*CONFIG, "config_hash", *PROVENANCE, *METRICS, "accuracy_matrix"])
     return frame.astype({m: float for m in METRICS})
 
 
@@ -46,6 +50,15 @@ def summary(frame: pd.DataFrame, metrics=("final_accuracy", "average_forgetting"
     return out.reset_index()
 
 
+def mean_std(mean: float, std: float | None = None, *, pm: str = " ± ", signed: bool = False) -> str:
+    """``0.810 ± 0.010`` (``pm`` joins them: `` $\\pm$ `` in LaTeX): the one mean ± std format of
+    every table. The std is left out where it is undefined (one seed): never a false ± 0.000."""
+    text = f"{mean:+.3f}" if signed else f"{mean:.3f}"
+    if std is not None and math.isfinite(std):
+        text += f"{pm}{std:.3f}"
+    return text
+
+
 def format_summary(table: pd.DataFrame) -> str:
     """A compact terminal table: mean ± std (n seeds)."""
     if table.empty:
@@ -53,8 +66,7 @@ def format_summary(table: pd.DataFrame) -> str:
     shown = table[[*GROUP, "memory"]].copy()
     for metric in ("final_accuracy", "average_forgetting"):
         mean, std = table[f"{metric}_mean"], table[f"{metric}_std"]
-        # std is undefined for a single seed: show the mean alone rather than a false "± 0.000"
-        shown[metric] = ["—" if pd.isna(m) else f"{m:.3f}" if pd.isna(s) else f"{m:.3f} ± {s:.3f}" for m, s in zip(mean, std)]
+        shown[metric] = ["—" if pd.isna(m) else mean_std(m, s) for m, s in zip(mean, std)]
     shown["train_s"] = table["train_seconds_mean"].round(1)
     shown["seeds"] = table["seeds"]
     return shown.to_string(index=False)

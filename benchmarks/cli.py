@@ -50,7 +50,7 @@ def _warn(message: str) -> None:
 
 # ----------------------------------------------------------------------------- run flags from RunConfig
 
-NOT_FLAGS = {"strategy_options"}  # given as repeated --option KEY=VALUE
+NOT_FLAGS = {"strategy_options", "role", "reference"}  # options: repeated --option KEY=VALUE; role, reference: sweep YAML only
 
 
 def _flag_fields():

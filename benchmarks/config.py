@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, V
 
 from baselines.registry import get_strategy
 from baselines.registry import known_strategies
+from benchmarks.roles import Role, role_named_like
 from benchmarks.scenarios import BENCHMARKS
 from epinet.backbones import BACKBONES
 
@@ -20,8 +21,9 @@ from epinet.backbones import BACKBONES
 # the thread count, so one default keeps a single run equal to the same run in a sweep.
 DEFAULT_THREADS = 1
 
-# Fields that say where things are or how loudly to run, not what is computed.
-NOT_HASHED = {"seed", "data_root"}
+# Fields that say where things are or how loudly to run, not what is computed; role and
+# reference say how the report reads a run, so declaring them never moves a stored result.
+NOT_HASHED = {"seed", "data_root", "role", "reference"}
 # Fields added after results were first stored: left out of the hash while at their default,
 # so that adding a field never orphans the results already on disk.
 HASHED_UNLESS_DEFAULT = {"train_per_experience"}
@@ -68,6 +70,8 @@ class RunConfig(BaseModel):
     strategy_options: dict[str, Any] = Field(default_factory=dict)
     experiment: str = Field("adhoc", description="experiment name recorded with the result")
     variant: str = Field("default", description="variant name recorded with the result")
+    role: Role | None = None  # how the report uses the run (benchmarks.roles); None: an ad-hoc run
+    reference: str | None = None  # the strategy the report's significance tests compare with
     data_root: str | None = Field(None, description="directory holding MNIST/raw/ (default: $EPINET_DATA_ROOT)")
 
     @field_validator("benchmark")
@@ -130,6 +134,15 @@ class Experiment(BaseModel):
     overrides: dict[str, Any] = Field(default_factory=dict)
     variants: dict[str, dict[str, Any]] = Field(default_factory=lambda: {"default": {}})
     seeds: list[int] | None = Field(None, min_length=1)  # overrides the sweep's seeds for this block
+    role: Role | None = None  # None: the role named like the experiment (benchmarks.roles)
+    reference: str | None = None  # strategy the report tests the others against (Welch), e.g. replay
+
+    @model_validator(mode="after")
+    def _reference_is_run(self) -> "Experiment":
+        # a reference the block never runs would silently leave every test out
+        if self.reference is not None and self.reference not in self.strategies:
+            raise ValueError(f"reference {self.reference!r} is not one of the experiment's strategies ({', '.join(self.strategies)})")
+        return self
 
 
 class SweepConfig(BaseModel):
@@ -177,6 +190,8 @@ class SweepConfig(BaseModel):
                         strategy_options=options,
                         experiment=exp.name,
                         variant=variant,
+                        role=exp.role or role_named_like(exp.name),
+                        reference=exp.reference,
                         data_root=data_root,
                     )
                 )

@@ -3,6 +3,8 @@ without data is skipped with a message instead of failing the report."""
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -16,6 +18,7 @@ from benchmarks.aggregate import runs_frame, seen_accuracy_frame  # noqa: E402
 from benchmarks.metrics import seen_accuracy  # noqa: E402
 from benchmarks.report import report  # noqa: E402
 
+REPO = Path(__file__).resolve().parents[2]
 STEMS = ["seen_accuracy", "accuracy_matrix_split-mnist", "accuracy_matrix_permuted-mnist", "forgetting", "ablation", "memory"]
 
 
@@ -40,12 +43,14 @@ def test_every_figure_is_written_as_png_and_pdf(rendered):
     assert any("seen_accuracy.{png,pdf}" in line for line in out)
 
 
-def test_figures_render_without_a_display():
-    import matplotlib
-
-    import benchmarks.plots  # noqa: F401
-
-    assert matplotlib.get_backend().lower() == "agg"
+def test_importing_the_figures_module_selects_agg():
+    # A fresh interpreter told to use another backend: in this one a report may already have
+    # selected Agg, and without a display matplotlib may fall back to Agg on its own.
+    code = "import matplotlib; import benchmarks.report.figures; print(matplotlib.get_backend())"
+    env = {**os.environ, "MPLBACKEND": "svg", "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().lower() == "agg"
 
 
 def test_seen_accuracy_frame_follows_metrics():
@@ -63,6 +68,6 @@ def test_figures_without_data_are_skipped_with_a_message(tmp_path):
     out, log = [], []
     assert report(tmp_path, out=out.append, log=log.append) == 0
     assert "skipped figures/forgetting: no runs with a defined forgetting (joint has none)" in log
-    assert "skipped figures/ablation: no ablation-experiment runs (experiment: ablation)" in log
-    assert "skipped figures/memory: no memory-experiment runs (experiment: memory)" in log
+    assert "skipped figures/ablation: no ablation runs (role: ablation)" in log
+    assert "skipped figures/memory: no memory runs (role: memory)" in log
     assert sorted(p.name for p in (tmp_path / "figures").iterdir()) == ["accuracy_matrix_split-mnist.pdf", "accuracy_matrix_split-mnist.png", "seen_accuracy.pdf", "seen_accuracy.png"]

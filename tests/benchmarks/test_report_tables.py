@@ -16,7 +16,10 @@ import pandas as pd
 import pytest
 
 from benchmarks.cli import build_parser
+from benchmarks.markdown_blocks import read_block
 from benchmarks.report import README_END, README_START, embedded_table, human_bytes, load_runs, readme_table, report, update_readme
+from benchmarks.report.builders import tuning_table
+from benchmarks.report.pages import SECTIONS
 from benchmarks.store import SCHEMA_VERSION, RunResult
 
 REPO = Path(__file__).resolve().parents[2]
@@ -27,7 +30,10 @@ MEMORY_BYTES = {"naive": 0, "ewc": 19_136_400, "replay": 1_576_000, "epinet": 2_
 N_EXP = 3
 
 
-def make_record(benchmark, strategy, seed, final, forgetting=None, *, experiment="main", variant="default", memory=500, memory_bytes=None, n_exp=N_EXP, joint=None) -> dict:
+LEGACY = object()  # a record written before runs carried a role and a reference (no such keys)
+
+
+def make_record(benchmark, strategy, seed, final, forgetting=None, *, experiment="main", variant="default", memory=500, memory_bytes=None, n_exp=N_EXP, joint=None, role=LEGACY, reference=None, git_commit=None) -> dict:
     """A valid run record (store.RunResult) whose accuracy matrix has exactly ``final`` and ``forgetting``."""
     joint = strategy == "joint" if joint is None else joint
     T = n_exp - 1
@@ -44,7 +50,9 @@ def make_record(benchmark, strategy, seed, final, forgetting=None, *, experiment
         "lr": 0.001, "optimizer": "adam", "memory": memory, "backbone": "mlp", "n_experiences": None, "valid_fraction": 0.1,
         "eval_split": "test", "fast_data": True, "strategy_options": {}, "experiment": experiment, "variant": variant, "data_root": None,
     }
-    hashed = {k: v for k, v in config.items() if k not in ("seed", "data_root")}
+    if role is not LEGACY:
+        config.update(role=role, reference=reference)
+    hashed = {k: v for k, v in config.items() if k not in ("seed", "data_root", "role", "reference")}
     record = {
         "schema_version": SCHEMA_VERSION,
         "config": config,
@@ -58,7 +66,7 @@ def make_record(benchmark, strategy, seed, final, forgetting=None, *, experiment
         "accuracy_matrix": matrix,
         "experience_seconds": [0.3] * len(matrix),
         "versions": {"python": "3.11"},
-        "git_commit": None,
+        "git_commit": git_commit,
         "created": "2026-01-01T00:00:00+00:00",
     }
     RunResult.model_validate(record)  # the helper only makes records the harness accepts
@@ -324,8 +332,8 @@ def test_old_schema_file_is_named_and_the_rest_rendered(tmp_path, capsys):
     err = capsys.readouterr().err
     assert f"skipped {old_path}: schema version 0, this harness reads {SCHEMA_VERSION}" in err
     assert f"skipped {garbled}: unreadable JSON" in err
-    assert "skipped tables/ablation: no ablation-experiment runs" in err
-    assert "skipped tables/memory: no memory-experiment runs" in err
+    assert "skipped tables/ablation: no ablation runs (role: ablation)" in err
+    assert "skipped tables/memory: no memory runs (role: memory)" in err
     assert (tmp_path / "tables" / "main.md").exists() and not (tmp_path / "tables" / "ablation.md").exists()
     assert md_table((tmp_path / "tables" / "main.md").read_text())["naive"]["split-mnist n"] == "3"  # the old file is not counted
 
@@ -350,7 +358,7 @@ def test_partial_strategies_and_experiments(tmp_path, capsys):
     assert "No test on split-mnist-task: replay has no runs there" in (tmp_path / "tables" / "main.md").read_text()
     ablation = md_table((tmp_path / "tables" / "ablation.md").read_text())
     assert list(ablation) == ["full (main)", "no-decay"] and ablation["full (main)"]["n"] == "0" and ablation["no-decay"]["Δ acc"] == "—"
-    assert "no main-experiment epinet run" in captured.err
+    assert "no main-role epinet run on split-mnist" in captured.err
     assert "0.550 ± 0.071" in captured.out  # the main table is printed
 
 
@@ -362,7 +370,7 @@ def test_adhoc_runs_are_used_only_when_nothing_else(tmp_path, capsys):
     write_record(tmp_path, make_record("split-mnist", "naive", 0, 0.2, 0.9))  # a main-experiment run hides them
     assert run_cli(tmp_path, "--no-figures") == 0
     assert list(md_table((tmp_path / "tables" / "main.md").read_text())) == ["naive"]
-    with pytest.raises(ValueError, match="no main-experiment runs"):
+    with pytest.raises(ValueError, match="no main-role runs"):
         readme_table(write_record(tmp_path / "only-adhoc", make_record("split-mnist", "replay", 0, 0.8, 0.1, experiment="adhoc")).parents[4])
 
 
@@ -385,11 +393,30 @@ def test_update_readme_rewrites_only_the_block(full, tmp_path, capsys):
     assert readme.read_text() == "# No markers\n"
 
 
-def test_readme_embeds_the_main_table_of_the_committed_runs():
-    runs = load_runs(REPO / "results").frame if (REPO / "results" / "runs").is_dir() else pd.DataFrame({"experiment": []})
-    if not (runs["experiment"] == "main").any():
-        pytest.skip("results/runs has no main-experiment runs yet (the reference runs are committed later)")
+def test_committed_tables_pages_and_readme_rerender_from_the_committed_runs(tmp_path):
+    """results/tables, the blocks of results/README.md, results/tuning/tables and the README's
+    main-table block are exactly what the committed run JSONs give today."""
+    committed = REPO / "results"
+    if not (committed / "runs").is_dir() or not (load_runs(committed).frame["role"] == "main").any():
+        pytest.skip("results/runs has no main-role runs yet (the reference runs are committed later)")
+    # render into a scratch directory that reads the committed runs: nothing is written into results/
+    for name in ("runs", "tuning", "figures"):
+        if (committed / name).is_dir():
+            (tmp_path / name).symlink_to(committed / name)
+    if (committed / "perf.md").exists():
+        (tmp_path / "perf.md").write_text((committed / "perf.md").read_text())
+    log = []
+    assert report(tmp_path, figures=False, out=lambda _: None, log=log.append) == 0, log
+    stale = "is stale: run `epinet-bench report results --update-readme README.md`"
+    made = sorted(p.name for p in (tmp_path / "tables").iterdir())
+    assert made == sorted(p.name for p in (committed / "tables").iterdir() if p.is_file()), "results/tables has other tables than the runs give"
+    for name in made:
+        assert (committed / "tables" / name).read_text() == (tmp_path / "tables" / name).read_text(), f"results/tables/{name} {stale}"
+    for block, _ in SECTIONS:
+        assert read_block(committed / "README.md", block) == read_block(tmp_path / "README.md", block), f"results/README.md block {block} {stale}"
+    tuning = committed / "tuning"
+    if (tuning / "tables").is_dir():
+        for path in tuning_table(load_runs(tuning).frame).write(tmp_path / "tuning-tables"):
+            assert (tuning / "tables" / path.name).read_text() == path.read_text(), f"results/tuning/tables/{path.name} is stale: run `epinet-bench report results/tuning`"
     readme = REPO / "README.md"
-    if not readme.exists() or README_START not in readme.read_text() or README_END not in readme.read_text():
-        pytest.skip(f"README.md has no {README_START} / {README_END} markers yet")
-    assert embedded_table(readme) == readme_table(REPO / "results"), "README's main table is stale: run `epinet-bench report --update-readme README.md`"
+    assert embedded_table(readme) == readme_table(committed), f"README's main table {stale}"

@@ -3,12 +3,16 @@
 * ``seen_accuracy``             (a) accuracy on the experiences seen so far after each training experience
 * ``accuracy_matrix_<bench>``   (b) accuracy matrix per strategy, mean over seeds
 * ``forgetting``                (c) average forgetting per strategy and benchmark
-* ``ablation``                  (d) EpiNet final accuracy, full against each ablation variant
+* ``ablation``                  (d) final accuracy of the ablated strategy, full against each variant
 * ``memory``                    (e) final accuracy against memory budget (log x)
+
+(d) and (e) get a ``-<strategy>-<benchmark>`` / ``-<benchmark>`` suffix where the runs hold
+several ablation studies or memory series, like their tables.
 
 Bands and error bars are ± one standard deviation over seeds (seaborn ``errorbar="sd"``); with
 one seed there is none. Figures are built as ``matplotlib.figure.Figure`` objects, never shown.
-Each function returns the paths it wrote or raises ``report.NoData``.
+Each function returns the paths it wrote or raises ``selection.NoData``. Importing this module
+selects the Agg backend, so figures render without a display.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from pathlib import Path
 
 import matplotlib
 
-matplotlib.use("Agg")
+matplotlib.use("Agg")  # before pyplot/seaborn load a backend: no display is needed or used
 
 import numpy as np
 import pandas as pd
@@ -30,7 +34,9 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import FixedLocator, NullLocator
 
 from benchmarks.aggregate import seen_accuracy_frame
-from benchmarks.report import ABLATION_BENCHMARK, ABLATION_ORDER, FULL_LABEL, MEMORY_BENCHMARK, STRATEGY_ORDER, NoData, benchmark_order, ordered, strategy_order, upper_bounds
+from benchmarks.report.builders import FULL_LABEL
+from benchmarks.report.order import STRATEGY_ORDER, benchmark_order, name, strategy_order, variant_order
+from benchmarks.report.selection import Ablation, MemorySeries, NoData, upper_bounds
 
 CMAP = "viridis"
 
@@ -55,7 +61,7 @@ def save(fig: Figure, stem: Path) -> list[Path]:
 def seen_accuracy(runs: pd.DataFrame, out_dir: Path) -> list[Path]:
     """(a) One panel per benchmark: mean accuracy on the experiences seen so far, band ± sd over seeds."""
     if runs.empty:
-        raise NoData("no main-experiment runs")
+        raise NoData("no main-role runs")
     upper = upper_bounds(runs)
     benchmarks, strategies = benchmark_order(runs["benchmark"]), strategy_order(runs["strategy"])
     colours = palette(strategies)
@@ -97,7 +103,7 @@ def mean_matrices(runs: pd.DataFrame, log: Callable = print) -> dict[tuple[str, 
 def accuracy_matrices(runs: pd.DataFrame, out_dir: Path, log: Callable = print) -> list[Path]:
     """(b) One figure per benchmark, one annotated heatmap per strategy: R[i][j] averaged over seeds."""
     if runs.empty:
-        raise NoData("no main-experiment runs")
+        raise NoData("no main-role runs")
     means = mean_matrices(runs, log)
     paths = []
     for bench in benchmark_order(runs["benchmark"]):
@@ -126,7 +132,7 @@ def accuracy_matrices(runs: pd.DataFrame, out_dir: Path, log: Callable = print) 
 def forgetting(runs: pd.DataFrame, out_dir: Path) -> list[Path]:
     """(c) Average forgetting per benchmark and strategy, bars ± sd over seeds (joint has none)."""
     if runs.empty:
-        raise NoData("no main-experiment runs")
+        raise NoData("no main-role runs")
     upper = upper_bounds(runs)
     data = runs[~runs["strategy"].isin(upper) & runs["average_forgetting"].notna()]
     if data.empty:
@@ -142,13 +148,14 @@ def forgetting(runs: pd.DataFrame, out_dir: Path) -> list[Path]:
     return save(fig, out_dir / "forgetting")
 
 
-def ablation(full: pd.DataFrame, variants: pd.DataFrame, out_dir: Path) -> list[Path]:
-    """(d) EpiNet final accuracy: full (main experiment) and each ablation variant, bars ± sd."""
+def ablation(study: Ablation, out_dir: Path, stem: str = "ablation") -> list[Path]:
+    """(d) Final accuracy of the ablated strategy: full (main role) and each variant, bars ± sd."""
+    full, variants = study.full, study.variants
     if variants.empty:
         raise NoData("no ablation runs")
-    labels = ([FULL_LABEL] if not full.empty else []) + ordered(variants["variant"], ABLATION_ORDER)
+    labels = ([FULL_LABEL] if not full.empty else []) + variant_order(variants["variant"])
     data = pd.concat([full.assign(label=FULL_LABEL), variants.assign(label=variants["variant"])], ignore_index=True)
-    colour = palette(["epinet"])["epinet"]
+    colour = palette([study.strategy])[study.strategy]
     colours = {label: (colour if label == FULL_LABEL else (0.62, 0.62, 0.62)) for label in labels}
     fig = Figure(figsize=(1.5 + 0.75 * len(labels), 3.8), layout="constrained")
     ax = fig.subplots()
@@ -156,15 +163,16 @@ def ablation(full: pd.DataFrame, variants: pd.DataFrame, out_dir: Path) -> list[
     if not full.empty:
         ax.axhline(full["final_accuracy"].mean(), color=colour, linestyle="--", linewidth=1)
     ax.set(xlabel="", ylabel="final accuracy", ylim=(0, 1.02))
-    ax.set_title(f"EpiNet ablations on {ABLATION_BENCHMARK}, mean ± sd over seeds", fontsize=10)
+    ax.set_title(f"{name(study.strategy)} ablations on {study.benchmark}, mean ± sd over seeds", fontsize=10)
     ax.tick_params(axis="x", rotation=30)
     for label in ax.get_xticklabels():
         label.set_horizontalalignment("right")
-    return save(fig, out_dir / "ablation")
+    return save(fig, out_dir / stem)
 
 
-def memory(runs: pd.DataFrame, out_dir: Path) -> list[Path]:
+def memory(series: MemorySeries, out_dir: Path, stem: str = "memory") -> list[Path]:
     """(e) Final accuracy against memory budget (log x) per strategy, band ± sd over seeds."""
+    runs = series.runs
     if runs.empty:
         raise NoData("no memory runs")
     strategies = strategy_order(runs["strategy"])
@@ -178,6 +186,6 @@ def memory(runs: pd.DataFrame, out_dir: Path) -> list[Path]:
     ax.xaxis.set_minor_locator(NullLocator())
     ax.set_xticklabels([f"{int(s)}" for s in sizes])
     ax.set(xlabel="memory budget (items, log scale)", ylabel="final accuracy", ylim=(0, 1.02))
-    ax.set_title(f"Final accuracy against memory on {MEMORY_BENCHMARK}, mean ± sd over seeds", fontsize=10)
+    ax.set_title(f"Final accuracy against memory on {series.benchmark}, mean ± sd over seeds", fontsize=10)
     sns.move_legend(ax, "lower right", frameon=False, title=None)
-    return save(fig, out_dir / "memory")
+    return save(fig, out_dir / stem)

@@ -1,0 +1,39 @@
+"""The order and the names under which strategies, benchmarks and variants are shown: the one
+place every table and figure takes them from, so they agree."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+STRATEGY_ORDER = ("naive", "ewc", "replay", "epinet", "joint")
+BENCHMARK_ORDER = ("split-mnist", "split-mnist-task", "permuted-mnist")
+ABLATION_ORDER = ("no-recall", "no-decay", "random-salience", "one-expert", "no-reencode", "no-class-balance", "class-balanced")
+# How prose names a strategy (its registry name otherwise), and how it describes a reference.
+NAMES = {"epinet": "EpiNet", "ewc": "EWC"}
+DESCRIPTIONS = {"replay": "reservoir replay (replay)"}
+
+
+def ordered(values, preferred=()) -> list:
+    """Distinct ``values``: those in ``preferred`` in that order, then the rest sorted."""
+    present = set(pd.Series(values).dropna())
+    return [v for v in preferred if v in present] + sorted(present - set(preferred), key=str)
+
+
+def strategy_order(values) -> list[str]:
+    return ordered(values, STRATEGY_ORDER)
+
+
+def benchmark_order(values) -> list[str]:
+    return ordered(values, BENCHMARK_ORDER)
+
+
+def variant_order(values) -> list[str]:
+    return ordered(values, ABLATION_ORDER)
+
+
+def name(strategy: str) -> str:
+    return NAMES.get(strategy, strategy)
+
+
+def describe(strategy: str) -> str:
+    return DESCRIPTIONS.get(strategy, strategy)
