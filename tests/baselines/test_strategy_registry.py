@@ -36,6 +36,7 @@ def test_unknown_strategy_lists_the_known_ones():
 @pytest.fixture
 def tiny_strategy():
     """Registers ``test-tiny`` for one test and removes it afterwards."""
+    assert "test-tiny" not in known_strategies(), "test-tiny is already registered: an earlier test leaked it"
     calls = []
 
     class TinyOptions(BaseModel):
@@ -49,7 +50,6 @@ def tiny_strategy():
 
     yield calls
     registry._REGISTRY.pop("test-tiny", None)
-    assert "test-tiny" not in known_strategies()
 
 
 def test_registered_strategy_runs_through_the_cli(tiny_strategy, synthetic_root, tmp_path, capsys):
