@@ -92,3 +92,39 @@ def real_mnist():
     if not all((raw_dir(REAL_DATA_ROOT) / n).is_file() for n in FILES.values()):
         pytest.skip(f"real MNIST not found under {REAL_DATA_ROOT} (set EPINET_DATA_ROOT to a data root holding MNIST/raw/)")
     return load_mnist(REAL_DATA_ROOT, download=False)
+
+
+@pytest.fixture
+def loader_paths(monkeypatch):
+    """Which data path each strategy that ``benchmarks.runner`` builds really takes.
+
+    Patches ``runner.strategy_setup`` so every strategy gets one more plugin, which records the
+    class of each training and evaluation data loader. The returned function gives, per strategy
+    built so far: "fast" (only the harness's tensor loaders), "stock" (none of them), "mixed",
+    or "none" (no loader seen). Recording draws nothing from any random stream."""
+    import benchmarks.runner
+    from avalanche.core import SupervisedPlugin
+    from baselines.loaders import TensorBatches, TensorReplayBatches
+
+    runs: list[list[type]] = []
+
+    class LoaderSpy(SupervisedPlugin):
+        def __init__(self):
+            super().__init__()
+            self.used: list[type] = []
+            runs.append(self.used)
+
+        def before_training_exp(self, strategy, **kwargs):  # after the strategy's own plugins: sees replay's loader
+            self.used.append(type(strategy.dataloader))
+
+        def before_eval_exp(self, strategy, **kwargs):
+            self.used.append(type(strategy.dataloader))
+
+    real = benchmarks.runner.strategy_setup
+    monkeypatch.setattr(benchmarks.runner, "strategy_setup", lambda config, bench, plugins: real(config, bench, [*plugins, LoaderSpy()]))
+
+    def path(used: list[type]) -> str:
+        fast = [issubclass(cls, (TensorBatches, TensorReplayBatches)) for cls in used]
+        return "none" if not used else "fast" if all(fast) else "stock" if not any(fast) else "mixed"
+
+    return lambda: [path(used) for used in runs]
