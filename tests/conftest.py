@@ -3,6 +3,8 @@
 * ``make_data_root``: writes a tiny synthetic MNIST-layout data root (learnable classes) with
   its ``MNIST/SHA256SUMS``; ``synthetic_root`` / ``synthetic_mnist`` are one such root per session.
 * ``real_mnist``: the real data set, skipped when the data root is absent.
+* ``forbid``: makes a function fail the test if it is called; ``run_argv``: an ``epinet-bench run``
+  command line; ``loader_paths``: which data path (fast or stock) each run really took.
 * Harness tests run with one torch thread (2 shared cores: extra threads only contend) and
   with torchvision's download disabled, so no test ever touches the network.
 """
@@ -128,3 +130,26 @@ def loader_paths(monkeypatch):
         return "none" if not used else "fast" if all(fast) else "stock" if not any(fast) else "mixed"
 
     return lambda: [path(used) for used in runs]
+
+
+@pytest.fixture
+def forbid(monkeypatch):
+    """``forbid(module, name, why)``: any call of ``module.name`` during the test fails it with ``why``."""
+
+    def forbid_(module, name: str, why: str) -> None:
+        def never(*args, **kwargs):
+            raise AssertionError(why)
+
+        monkeypatch.setattr(module, name, never)
+
+    return forbid_
+
+
+@pytest.fixture
+def run_argv():
+    """``run_argv(data_root, results, *extra, strategy=, benchmark=)``: a quiet ``epinet-bench run`` command line."""
+
+    def argv(data_root, results, *extra, strategy="naive", benchmark="split-mnist") -> list[str]:
+        return ["run", "--benchmark", benchmark, "--strategy", strategy, "--data-root", str(data_root), "--results", str(results), "-q", *extra]
+
+    return argv
