@@ -20,7 +20,7 @@ def test_backbones_are_fresh_instances(name):
     params_a, params_b = list(a.parameters()), list(b.parameters())
     assert len(params_a) == len(params_b) > 0
     assert {p.data_ptr() for p in params_a}.isdisjoint(p.data_ptr() for p in params_b)
-    for pa, pb in zip(params_a, params_b):
+    for pa, pb in zip(params_a, params_b, strict=True):
         assert pa.shape == pb.shape and not torch.equal(pa, pb)  # every weight and bias drawn anew
     x = torch.randn(3, 1, 28, 28)
     with torch.no_grad():
