@@ -1,13 +1,14 @@
 # Two commands do everything on a fresh machine with Python 3.11 and pip:
 #   make bench   create .venv, install, run the quick comparison and print its table
 #   make test    create .venv, install, run the test suite
+#   make lint    ruff's lint and format checks (CI runs it after make test)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 DATA_ROOT ?= $(if $(EPINET_DATA_ROOT),$(EPINET_DATA_ROOT),../shared/data)
 JOBS ?= 2
 
-.PHONY: bench test paper report perf install
+.PHONY: bench test lint paper report perf install
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,6 +25,11 @@ bench: install
 
 test: install
 	EPINET_DATA_ROOT=$(DATA_ROOT) $(BIN)/python -m pytest -q
+
+# ruff comes with the dev extra; its settings are in pyproject.toml ([tool.ruff])
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 paper: install
 	$(BIN)/epinet-bench sweep benchmarks/configs/paper.yaml --data-root $(DATA_ROOT) --jobs $(JOBS)

@@ -3,6 +3,8 @@
 * ``make_data_root``: writes a tiny synthetic MNIST-layout data root (learnable classes) with
   its ``MNIST/SHA256SUMS``; ``synthetic_root`` / ``synthetic_mnist`` are one such root per session.
 * ``real_mnist``: the real data set, skipped when the data root is absent.
+* ``forbid``: makes a function fail the test if it is called; ``run_argv``: an ``epinet-bench run``
+  command line; ``loader_paths``: which data path (fast or stock) each run really took.
 * Harness tests run with one torch thread (2 shared cores: extra threads only contend) and
   with torchvision's download disabled, so no test ever touches the network.
 """
@@ -18,7 +20,9 @@ import pytest
 import torch
 
 HARNESS_TESTS = (Path(__file__).parent / "benchmarks", Path(__file__).parent / "baselines")
-REAL_DATA_ROOT = Path(os.environ.get("EPINET_DATA_ROOT") or Path(__file__).resolve().parents[1].parent / "shared" / "data")
+REAL_DATA_ROOT = Path(
+    os.environ.get("EPINET_DATA_ROOT") or Path(__file__).resolve().parents[1].parent / "shared" / "data"
+)
 _DEFAULT_THREADS = torch.get_num_threads()
 
 
@@ -42,7 +46,9 @@ def _offline(request, monkeypatch):
         monkeypatch.setattr(benchmarks.data, "_try_download", no_network)
 
 
-def write_data_root(root: Path, *, train_per_class: int = 30, test_per_class: int = 10, seed: int = 0, sums: bool = True) -> Path:
+def write_data_root(
+    root: Path, *, train_per_class: int = 30, test_per_class: int = 10, seed: int = 0, sums: bool = True
+) -> Path:
     """Synthetic MNIST root: each class is a bright 6x6 block at its own place, over noise."""
     from benchmarks.data import FILES, raw_dir, write_idx
 
@@ -57,8 +63,8 @@ def write_data_root(root: Path, *, train_per_class: int = 30, test_per_class: in
         order = rng.permutation(len(labels))
         return np.clip(images, 0, 255).astype(np.uint8)[order], labels.astype(np.uint8)[order]
 
-    arrays = dict(zip(("train_images", "train_labels"), split(train_per_class)))
-    arrays.update(zip(("test_images", "test_labels"), split(test_per_class)))
+    arrays = dict(zip(("train_images", "train_labels"), split(train_per_class), strict=True))
+    arrays.update(zip(("test_images", "test_labels"), split(test_per_class), strict=True))
     for key, name in FILES.items():
         write_idx(raw_dir(root) / name, arrays[key])
     if sums:
@@ -90,5 +96,73 @@ def real_mnist():
     from benchmarks.data import FILES, load_mnist, raw_dir
 
     if not all((raw_dir(REAL_DATA_ROOT) / n).is_file() for n in FILES.values()):
-        pytest.skip(f"real MNIST not found under {REAL_DATA_ROOT} (set EPINET_DATA_ROOT to a data root holding MNIST/raw/)")
+        pytest.skip(
+            f"real MNIST not found under {REAL_DATA_ROOT} (set EPINET_DATA_ROOT to a data root holding MNIST/raw/)"
+        )
     return load_mnist(REAL_DATA_ROOT, download=False)
+
+
+@pytest.fixture
+def loader_paths(monkeypatch):
+    """Which data path each strategy that ``benchmarks.runner`` builds really takes.
+
+    Patches ``runner.strategy_setup`` so every strategy gets one more plugin, which records the
+    class of each training and evaluation data loader. The returned function gives, per strategy
+    built so far: "fast" (only the harness's tensor loaders), "stock" (none of them), "mixed",
+    or "none" (no loader seen). Recording draws nothing from any random stream."""
+    from avalanche.core import SupervisedPlugin
+
+    import benchmarks.runner
+    from baselines.loaders import TensorBatches, TensorReplayBatches
+
+    runs: list[list[type]] = []
+
+    class LoaderSpy(SupervisedPlugin):
+        def __init__(self):
+            super().__init__()
+            self.used: list[type] = []
+            runs.append(self.used)
+
+        def before_training_exp(self, strategy, **kwargs):  # after the strategy's own plugins: sees replay's loader
+            self.used.append(type(strategy.dataloader))
+
+        def before_eval_exp(self, strategy, **kwargs):
+            self.used.append(type(strategy.dataloader))
+
+    real = benchmarks.runner.strategy_setup
+
+    def strategy_setup(config, bench, plugins):
+        return real(config, bench, [*plugins, LoaderSpy()])
+
+    monkeypatch.setattr(benchmarks.runner, "strategy_setup", strategy_setup)
+
+    def path(used: list[type]) -> str:
+        fast = [issubclass(cls, (TensorBatches, TensorReplayBatches)) for cls in used]
+        return "none" if not used else "fast" if all(fast) else "stock" if not any(fast) else "mixed"
+
+    return lambda: [path(used) for used in runs]
+
+
+@pytest.fixture
+def forbid(monkeypatch):
+    """``forbid(module, name, why)``: any call of ``module.name`` during the test fails it with ``why``."""
+
+    def forbid_(module, name: str, why: str) -> None:
+        def never(*args, **kwargs):
+            raise AssertionError(why)
+
+        monkeypatch.setattr(module, name, never)
+
+    return forbid_
+
+
+@pytest.fixture
+def run_argv():
+    """``run_argv(data_root, results, *extra, strategy=, benchmark=)``: a quiet ``epinet-bench run``
+    command line."""
+
+    def argv(data_root, results, *extra, strategy="naive", benchmark="split-mnist") -> list[str]:
+        where = ["--data-root", str(data_root), "--results", str(results)]
+        return ["run", "--benchmark", benchmark, "--strategy", strategy, *where, "-q", *extra]
+
+    return argv

@@ -33,8 +33,9 @@ def data_root(synthetic_root):
     return synthetic_root
 
 
-def run_both(data_root, **fields):
-    """The same config through the fast and the stock path; returns (fast, stock) records."""
+def run_both(data_root, loader_paths, **fields):
+    """The same config through the fast and the stock path; returns (fast, stock) records.
+    Each run must really take its path (else the two would compare equal trivially)."""
     base = dict(benchmark="split-mnist", seed=3, batch_size=16, eval_batch_size=50, memory=40, data_root=str(data_root))
     base.update(fields)
     records = []
@@ -42,6 +43,7 @@ def run_both(data_root, **fields):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             records.append(run(RunConfig(**base, fast_data=fast), progress=False))
+    assert loader_paths() == ["fast", "stock"]
     return records
 
 
@@ -54,17 +56,17 @@ def run_both(data_root, **fields):
         ("epinet", {"class_balanced": True, "reencode_every": 3}),
     ],
 )
-def test_fast_path_gives_identical_accuracy_matrix(data_root, strategy, options):
-    fast, stock = run_both(data_root, strategy=strategy, strategy_options=options)
+def test_fast_path_gives_identical_accuracy_matrix(data_root, loader_paths, strategy, options):
+    fast, stock = run_both(data_root, loader_paths, strategy=strategy, strategy_options=options)
     assert fast["accuracy_matrix"] == stock["accuracy_matrix"]
     # Learning happened (a matrix of chance-level zeros would compare equal trivially).
     assert max(fast["accuracy_matrix"][0]) > 0.5
 
 
 @pytest.mark.parametrize("strategy", ["naive", "replay", "epinet"])
-def test_fast_path_identical_on_task_incremental(data_root, strategy):
+def test_fast_path_identical_on_task_incremental(data_root, loader_paths, strategy):
     """Logit masking and multi-task buffers take the same path on both sides."""
-    fast, stock = run_both(data_root, strategy=strategy, benchmark="split-mnist-task", n_experiences=5)
+    fast, stock = run_both(data_root, loader_paths, strategy=strategy, benchmark="split-mnist-task", n_experiences=5)
     assert fast["accuracy_matrix"] == stock["accuracy_matrix"]
 
 
@@ -132,6 +134,6 @@ def test_replay_paths_give_identical_batches(data_root):
         assert all(tuple(row.flatten().tolist()) in buffer_rows for row in x[cur:])
 
 
-def test_replay_fast_path_gives_identical_accuracy_matrix(data_root):
-    fast, stock = run_both(data_root, strategy="replay")
+def test_replay_fast_path_gives_identical_accuracy_matrix(data_root, loader_paths):
+    fast, stock = run_both(data_root, loader_paths, strategy="replay")
     assert fast["accuracy_matrix"] == stock["accuracy_matrix"]

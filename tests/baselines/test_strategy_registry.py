@@ -36,6 +36,7 @@ def test_unknown_strategy_lists_the_known_ones():
 @pytest.fixture
 def tiny_strategy():
     """Registers ``test-tiny`` for one test and removes it afterwards."""
+    assert "test-tiny" not in known_strategies(), "test-tiny is already registered: an earlier test leaked it"
     calls = []
 
     class TinyOptions(BaseModel):
@@ -49,16 +50,13 @@ def tiny_strategy():
 
     yield calls
     registry._REGISTRY.pop("test-tiny", None)
-    assert "test-tiny" not in known_strategies()
 
 
-def test_registered_strategy_runs_through_the_cli(tiny_strategy, synthetic_root, tmp_path, capsys):
+def test_registered_strategy_runs_through_the_cli(tiny_strategy, run_argv, synthetic_root, tmp_path, capsys):
     assert "test-tiny" in known_strategies()
     results = tmp_path / "results"
-    code = main(
-        ["run", "--benchmark", "split-mnist", "--strategy", "test-tiny", "--option", "width=3", "--memory", "7", "--n-experiences", "2",
-         "--batch-size", "32", "--data-root", str(synthetic_root), "--results", str(results), "-q"]
-    )  # fmt: skip
+    options = ["--option", "width=3", "--memory", "7", "--n-experiences", "2", "--batch-size", "32"]
+    code = main(run_argv(synthetic_root, results, *options, strategy="test-tiny"))
     assert code == 0, capsys.readouterr().err
     (setup, options), = tiny_strategy
     assert options.width == 3 and setup.memory == 7 and setup.batch_size == 32

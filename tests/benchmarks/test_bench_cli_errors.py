@@ -10,14 +10,10 @@ from benchmarks.cli import main
 
 
 @pytest.fixture
-def no_work(monkeypatch):
+def no_work(forbid):
     """Loading data, training or sweeping fails the test: errors must come first."""
-
-    def never(*args, **kwargs):
-        raise AssertionError("work started before the input was rejected")
-
     for module, name in ((benchmarks.data, "load_mnist"), (benchmarks.runner, "run"), (benchmarks.runner, "run_and_store"), (benchmarks.sweep, "sweep")):
-        monkeypatch.setattr(module, name, never)
+        forbid(module, name, "work started before the input was rejected")
 
 
 def fails_with(capsys, argv, *expected):
@@ -34,9 +30,9 @@ def fails_with(capsys, argv, *expected):
 
 
 @pytest.fixture
-def run_args(synthetic_root, tmp_path):
+def run_args(run_argv, synthetic_root, tmp_path):
     def args(*extra, strategy="naive", benchmark="split-mnist"):
-        return ["run", "--benchmark", benchmark, "--strategy", strategy, "--data-root", str(synthetic_root), "--results", str(tmp_path / "res"), "-q", *extra]
+        return run_argv(synthetic_root, tmp_path / "res", *extra, strategy=strategy, benchmark=benchmark)
 
     return args
 
@@ -84,11 +80,11 @@ def test_option_without_value(no_work, run_args, capsys):
     fails_with(capsys, run_args("--option", "top_k", strategy="epinet"), "--option expects KEY=VALUE, got 'top_k'")
 
 
-def test_unwritable_results_directory(no_work, synthetic_root, tmp_path, capsys):
+def test_unwritable_results_directory(no_work, run_argv, synthetic_root, tmp_path, capsys):
     blocker = tmp_path / "a-file"
     blocker.write_text("tests run as root, so a path under a regular file is what cannot be written")
     results = blocker / "results"
-    argv = ["run", "--benchmark", "split-mnist", "--strategy", "naive", "--data-root", str(synthetic_root), "--results", str(results), "-q"]
+    argv = run_argv(synthetic_root, results)
     fails_with(capsys, argv, f"results directory {results} is not writable")
     sweep_yaml = tmp_path / "ok.yaml"
     sweep_yaml.write_text(VALID_SWEEP)
@@ -148,12 +144,12 @@ def test_sweep_jobs_must_be_positive(no_work, sweep_with):
     sweep_with(VALID_SWEEP, "--jobs must be at least 1 (got 0)", extra=("--jobs", "0"))
 
 
-def test_interrupted_run_exits_130_and_writes_nothing(synthetic_root, tmp_path, capsys, monkeypatch):
+def test_interrupted_run_exits_130_and_writes_nothing(run_args, tmp_path, capsys, monkeypatch):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(benchmarks.runner, "run", interrupted)
-    code = main(["run", "--benchmark", "split-mnist", "--strategy", "naive", "--data-root", str(synthetic_root), "--results", str(tmp_path / "res"), "-q"])
+    code = main(run_args())
     assert code == 130
     err = capsys.readouterr().err
     assert "interrupted; finished runs are saved and a rerun resumes from them" in err and "Traceback" not in err

@@ -128,11 +128,8 @@ def _assert_missing_message(err: str, root: Path):
     assert "Traceback" not in err
 
 
-def test_cli_data_missing_root_names_the_four_files(tmp_path, capsys, monkeypatch):
-    def no_download(root):
-        raise AssertionError("--no-download must not try to download")
-
-    monkeypatch.setattr(data, "_try_download", no_download)
+def test_cli_data_missing_root_names_the_four_files(tmp_path, capsys, forbid):
+    forbid(data, "_try_download", "--no-download must not try to download")
     root = tmp_path / "empty"
     assert main(["data", "--data-root", str(root), "--no-download"]) == 2
     captured = capsys.readouterr()
@@ -141,13 +138,10 @@ def test_cli_data_missing_root_names_the_four_files(tmp_path, capsys, monkeypatc
     assert captured.out == ""
 
 
-def test_cli_run_missing_root_exits_2_before_training(tmp_path, capsys, monkeypatch):
-    def never(*args, **kwargs):
-        raise AssertionError("training started although the data is missing")
-
-    monkeypatch.setattr(benchmarks.runner, "run", never)
+def test_cli_run_missing_root_exits_2_before_training(tmp_path, capsys, forbid, run_argv):
+    forbid(benchmarks.runner, "run", "training started although the data is missing")
     root = tmp_path / "empty"
-    code = main(["run", "--benchmark", "split-mnist", "--strategy", "naive", "--data-root", str(root), "--results", str(tmp_path / "res"), "-q"])
+    code = main(run_argv(root, tmp_path / "res"))
     assert code == 2
     err = capsys.readouterr().err
     _assert_missing_message(err, root)

@@ -38,9 +38,10 @@ def test_record_metrics_match_its_matrix(synthetic_mnist):
     assert len(record["experience_seconds"]) == 2
 
 
-def test_fast_tensor_path_trains_like_avalanches_loader(synthetic_mnist):
+def test_fast_tensor_path_trains_like_avalanches_loader(synthetic_mnist, loader_paths):
     """fast_data=True (minibatches gathered from tensors) and False (Avalanche's DataLoader)
     see the same samples in the same order, so naive fine-tuning gives the same matrix."""
     fast = matrix(synthetic_mnist, strategy="naive", seed=0, n_experiences=2, fast_data=True)
     stock = matrix(synthetic_mnist, strategy="naive", seed=0, n_experiences=2, fast_data=False)
+    assert loader_paths() == ["fast", "stock"]  # each run took its own path
     np.testing.assert_allclose(fast, stock, atol=1e-6)

@@ -245,14 +245,10 @@ def test_failing_run_is_reported_and_the_others_go_on(configs, tmp_path, monkeyp
     assert leftovers(results) == []
 
 
-def test_sweep_checks_results_dir_before_running(configs, tmp_path, monkeypatch):
+def test_sweep_checks_results_dir_before_running(configs, tmp_path, forbid):
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
-
-    def never(config, **kwargs):
-        raise AssertionError("ran although results cannot be written")
-
-    monkeypatch.setattr(benchmarks.runner, "run", never)
+    forbid(benchmarks.runner, "run", "ran although results cannot be written")
     with pytest.raises(PermissionError, match="is not writable"):
         run_sweep(configs, blocker / "results")
 
