@@ -9,9 +9,7 @@ planned) in well under a second; the model is built, with torch, only in ``build
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
-
-from pydantic import BaseModel, ConfigDict, create_model, model_validator
+from pydantic import BaseModel, ConfigDict, create_model
 
 from baselines.registry import register_strategy
 from epinet.config import EpiNetConfig
@@ -20,26 +18,15 @@ from epinet.memory_layout import planned_nbytes
 CAPACITY_IS_MEMORY = "EpiNet's capacity is the run's memory budget: set `memory`, not strategy_options.capacity"
 
 
-class _KnownOptionsOnly(BaseModel):
+class _FrozenOptions(BaseModel):
+    # Unknown keys are rejected by the registry, for every strategy alike.
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _reject_unknown(cls, data: Any) -> Any:
-        # pydantic's own message ("Extra inputs are not permitted") does not say what is allowed.
-        if isinstance(data, dict):
-            if "capacity" in data:
-                raise ValueError(CAPACITY_IS_MEMORY)
-            unknown = sorted(set(data) - set(cls.model_fields))
-            if unknown:
-                raise ValueError(f"unknown EpiNet option(s) {', '.join(map(repr, unknown))}; known: {', '.join(cls.model_fields)}")
-        return data
 
 
 # EpiNetConfig's fields (types, defaults, bounds) except capacity, taken from the config itself.
 EpiNetOptions = create_model(
     "EpiNetOptions",
-    __base__=_KnownOptionsOnly,
+    __base__=_FrozenOptions,
     __doc__="EpiNetConfig's fields except ``capacity``, which is the run's memory budget.",
     **{name: (field.annotation, field) for name, field in EpiNetConfig.model_fields.items() if name != "capacity"},
 )
@@ -59,7 +46,14 @@ def memory_bytes(strategy) -> int:
     return strategy.model.memory.nbytes
 
 
-@register_strategy("epinet", options=EpiNetOptions, memory_bytes=memory_bytes, check=config_for)
+@register_strategy(
+    "epinet",
+    options=EpiNetOptions,
+    memory_bytes=memory_bytes,
+    check=config_for,
+    planned_bytes=planned_bytes,
+    reserved={"capacity": CAPACITY_IS_MEMORY},
+)
 def build(setup, options: BaseModel):
     # Imported here: they import torch and Avalanche, which option validation does not need.
     from baselines.template import HarnessTemplate

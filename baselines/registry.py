@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any
 
@@ -42,6 +42,8 @@ class StrategySpec:
     check: Callable[[BaseModel, int], None] | None = None  # cross-checks options against the memory budget
     # Bytes the strategy will allocate for its memory, before allocating: (options, memory, input shape) -> int
     planned_bytes: Callable[[BaseModel, int, tuple[int, ...]], int] | None = None
+    reserved: dict[str, str] = field(default_factory=dict)  # keys that are not options here -> why
+
 
     def option_names(self) -> list[str]:
         names = set()
@@ -52,6 +54,9 @@ class StrategySpec:
         return sorted(names)
 
     def validate_options(self, options: dict[str, Any], memory: int) -> BaseModel:
+        for key in options:
+            if key in self.reserved:
+                raise ValueError(self.reserved[key])
         known = self.option_names()
         unknown = sorted(set(options) - set(known))
         if unknown:
@@ -71,11 +76,13 @@ _REGISTRY: dict[str, StrategySpec] = {}
 _loaded = False
 
 
-def register_strategy(name: str, *, options: type[BaseModel] = NoOptions, joint: bool = False, memory_bytes=None, check=None, planned_bytes=None):
+def register_strategy(
+    name: str, *, options: type[BaseModel] = NoOptions, joint: bool = False, memory_bytes=None, check=None, planned_bytes=None, reserved=None
+):
     """Decorator registering ``build(setup, options)`` under ``name``."""
 
     def decorate(build):
-        spec = StrategySpec(name, build, options, joint, memory_bytes or (lambda strategy: 0), check, planned_bytes)
+        spec = StrategySpec(name, build, options, joint, memory_bytes or (lambda strategy: 0), check, planned_bytes, dict(reserved or {}))
         _REGISTRY[name] = spec
         return build
 

@@ -92,16 +92,28 @@ def _same(a: float | None, b: float | None) -> bool:
 
 
 def rederive(result: RunResult) -> str | None:
-    """What is wrong with a parsed result, judged against its own config; None if nothing."""
+    """What is wrong with a parsed result, judged against its own config; None if nothing.
+
+    A strategy that is not installed here (a plug-in) cannot validate its options or say
+    whether it trains jointly: its config is then checked against its hash only, and a
+    single-row matrix is read as a joint run."""
+    from baselines.registry import UnknownStrategy, get_strategy
+
     try:
-        config = make_run_config("stored config", **result.config)
+        spec = get_strategy(str(result.config.get("strategy")))
+    except UnknownStrategy:
+        spec = None
+    try:
+        if spec is None:
+            make_run_config("stored config", **{**result.config, "strategy": "naive", "strategy_options": {}})  # the rest validates
+            config = RunConfig.model_construct(**result.config)
+        else:
+            config = make_run_config("stored config", **result.config)
     except ConfigError as err:
         return str(err).replace("\n", "; ")
     if config.config_hash() != result.config_hash:
         return f"config hash {result.config_hash!r} does not match its config (which hashes to {config.config_hash()!r})"
-    from baselines.registry import get_strategy
-
-    joint = get_strategy(config.strategy).joint
+    joint = spec.joint if spec is not None else len(result.accuracy_matrix) == 1
     n_exp = get_scenario(config.benchmark).experiences(config.n_experiences)
     matrix = result.accuracy_matrix
     rows, cols = len(matrix), len(matrix[0]) if matrix else 0
@@ -109,8 +121,6 @@ def rederive(result: RunResult) -> str | None:
     if rows != expected_rows or any(len(row) != n_exp for row in matrix):
         shape = f"{rows}x{cols}" if all(len(row) == cols for row in matrix) else f"{rows} ragged rows"
         return f"accuracy matrix is {shape}, its config needs {expected_rows}x{n_exp}"
-    if not all(0.0 <= a <= 1.0 for row in matrix for a in row):
-        return "accuracy matrix has values outside [0, 1]"
     derived = metrics.summarise(matrix, joint=joint)
     for name in DERIVED_METRICS:
         stored = getattr(result.metrics, name)

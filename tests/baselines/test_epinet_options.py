@@ -10,6 +10,7 @@ import pydantic
 import pytest
 
 from baselines.epinet import EpiNetOptions, config_for, planned_bytes
+from baselines.registry import get_strategy
 from epinet.config import EpiNetConfig
 
 
@@ -26,13 +27,15 @@ def test_options_keep_the_config_bounds():
 
 
 def test_unknown_option_is_rejected_with_the_known_names():
-    with pytest.raises(pydantic.ValidationError, match=r"unknown EpiNet option\(s\) 'topk'; known: latent_dim, top_k, alpha"):
-        EpiNetOptions.model_validate({"topk": 3})
+    with pytest.raises(ValueError, match=r"unknown option 'topk' for strategy 'epinet'; known: alpha, beta, class_balanced, clock, "):
+        get_strategy("epinet").validate_options({"topk": 3}, memory=10)
+    with pytest.raises(pydantic.ValidationError, match="Extra inputs are not permitted"):
+        EpiNetOptions.model_validate({"topk": 3})  # the model alone is strict too
 
 
 def test_capacity_is_the_memory_budget_not_an_option():
-    with pytest.raises(pydantic.ValidationError, match="set `memory`"):
-        EpiNetOptions.model_validate({"capacity": 10})
+    with pytest.raises(ValueError, match="set `memory`"):
+        get_strategy("epinet").validate_options({"capacity": 10}, memory=10)
     assert config_for(EpiNetOptions(top_k=3), 7).capacity == 7
     with pytest.raises(pydantic.ValidationError, match="must not exceed capacity"):
         config_for(EpiNetOptions(top_k=9), 7)

@@ -135,7 +135,7 @@ def test_strategy_from_another_installed_package_runs_end_to_end(tmp_path, synth
     typo = cli("--option", "temprature=1.5")
     assert typo.returncode == 2 and not results.exists()
     assert typo.stderr.strip() == (
-        "epinet-bench: error: arguments: strategy_options: strategy_options for 'lwf': "
+        "epinet-bench: error: arguments: strategy_options for 'lwf': "
         "unknown option 'temprature' for strategy 'lwf'; known: alpha, temperature"
     )
     proc = cli("--option", "temperature=1.5")
@@ -145,9 +145,6 @@ def test_strategy_from_another_installed_package_runs_end_to_end(tmp_path, synth
     record = json.loads(path.read_text())
     assert record["config"]["strategy"] == "lwf" and record["config"]["strategy_options"] == {"temperature": 1.5}
     assert len(record["accuracy_matrix"]) == 5 and all(len(row) == 5 for row in record["accuracy_matrix"])
-    # The result re-derives where the plug-in is installed (here only the subprocess has it).
-    check = subprocess.run([sys.executable, "-c", f"from benchmarks.store import read_result; read_result({str(path)!r})"],
-                           env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
-    assert check.returncode == 0, check.stderr[-2000:]
+    read_result(path)  # re-derives, although this process does not have the plug-in
     assert f"saved {path}" in proc.stdout
     assert "Traceback" not in proc.stderr

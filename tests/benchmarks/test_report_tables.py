@@ -20,6 +20,7 @@ from benchmarks.markdown_blocks import read_block
 from benchmarks.report import README_END, README_START, embedded_table, human_bytes, load_runs, readme_table, report, update_readme
 from benchmarks.report.builders import tuning_table
 from benchmarks.report.pages import SECTIONS
+from benchmarks.metrics import summarise
 from benchmarks.store import SCHEMA_VERSION, RunResult
 
 REPO = Path(__file__).resolve().parents[2]
@@ -47,19 +48,21 @@ def make_record(benchmark, strategy, seed, final, forgetting=None, *, experiment
         matrix = [[(a + forgetting if j <= i else 0.0) for j in range(n_exp)] for i in range(T)] + [[a] * T + [b]]
     config = {
         "benchmark": benchmark, "strategy": strategy, "seed": seed, "epochs": 1, "batch_size": 128, "eval_batch_size": 1000,
-        "lr": 0.001, "optimizer": "adam", "memory": memory, "backbone": "mlp", "n_experiences": None, "valid_fraction": 0.1,
+        "lr": 0.001, "optimizer": "adam", "memory": memory, "backbone": "mlp", "n_experiences": n_exp, "valid_fraction": 0.1,
         "eval_split": "test", "fast_data": True, "strategy_options": {}, "experiment": experiment, "variant": variant, "data_root": None,
     }
     if role is not LEGACY:
         config.update(role=role, reference=reference)
     hashed = {k: v for k, v in config.items() if k not in ("seed", "data_root", "role", "reference")}
+    derived = summarise(matrix, joint=joint)  # what the store re-derives; equal to final/forgetting up to rounding
+    assert math.isclose(derived["final_accuracy"], final, abs_tol=1e-12)
+    assert joint or math.isclose(derived["average_forgetting"], forgetting, abs_tol=1e-12)
     record = {
         "schema_version": SCHEMA_VERSION,
         "config": config,
         "config_hash": hashlib.sha256(json.dumps(hashed, sort_keys=True).encode()).hexdigest()[:12],
         "metrics": {
-            "final_accuracy": final, "average_forgetting": None if joint else forgetting,
-            "backward_transfer": None if joint else -forgetting, "learning_accuracy": None,
+            **derived,
             "train_seconds": 1.0, "eval_seconds": 0.1, "peak_rss_bytes": 10**9, "parameter_count": 1000,
             "memory_bytes": MEMORY_BYTES.get(strategy, 0) if memory_bytes is None else memory_bytes,
         },

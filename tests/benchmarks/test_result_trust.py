@@ -57,8 +57,9 @@ TAMPERING = {
     "wrong-hash": (lambda r: r.update(config_hash="0123456789ab"), "config hash '0123456789ab' does not match its config"),
     "config-edited-under-its-hash": (lambda r: r["config"].update(lr=0.5), "does not match its config"),
     "old-schema": (lambda r: r.update(schema_version=0), "schema version 0, this harness reads 1"),
-    "unknown-strategy": (lambda r: r["config"].update(strategy="lwf"), "unknown strategy 'lwf'"),
-    "accuracy-above-one": (lambda r: r["accuracy_matrix"][0].__setitem__(0, 1.5), "values outside [0, 1]"),
+    "strategy-renamed": (lambda r: r["config"].update(strategy="lwf"), "does not match its config"),
+    "invalid-config": (lambda r: r["config"].update(epochs=0), "stored config: epochs: Input should be greater than 0"),
+    "R-edited-under-its-metrics": (lambda r: r["accuracy_matrix"][-1].__setitem__(0, r["accuracy_matrix"][-1][0] / 2 + 0.01), "final_accuracy is "),
 }
 
 
