@@ -1,4 +1,4 @@
-"""``epinet-bench``: run | sweep | report | perf | data.
+"""``epinet-bench``: run | sweep | report | perf | determinism | data.
 
 Bad input is answered before anything heavy is imported: torch and Avalanche load only once a
 command has validated its configuration, its data files and its memory budget.
@@ -194,6 +194,16 @@ def cmd_perf(args) -> int:
     return 0
 
 
+def cmd_determinism(args) -> int:
+    from benchmarks.data import check_root, read_arrays
+    from benchmarks.determinism import run_determinism
+
+    root = check_root(args.data_root)
+    read_arrays(root)
+    print(run_determinism(args.config, args.out, args.threads, args.repeats, args.jobs, str(root), _log(args.quiet), _warn))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="epinet-bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -228,6 +238,15 @@ def build_parser() -> argparse.ArgumentParser:
     threads(p, "per worker")
     p.add_argument("--rerun-stale", action="store_true", help="rerun stored results made by another code version (they are moved aside, not deleted)")
     p.set_defaults(fn=cmd_sweep)
+
+    p = sub.add_parser("determinism", help="the same seed at several torch thread counts, repeated: how far results move")
+    common(p, results=False)
+    p.add_argument("config", type=Path, help="a sweep config, e.g. benchmarks/configs/determinism.yaml")
+    p.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="torch thread counts to compare (default: 1 2)")
+    p.add_argument("--repeats", type=int, default=2, help="repetitions at each thread count (default 2)")
+    p.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
+    p.add_argument("--out", type=Path, default=DEFAULT_RESULTS, help="where determinism.{md,json} and the runs go (default: results)")
+    p.set_defaults(fn=cmd_determinism)
 
     p = sub.add_parser("report", help="tables (Markdown, LaTeX, CSV) and figures (PNG, PDF) from finished runs")
     p.add_argument("results_dir", nargs="?", type=Path, default=DEFAULT_RESULTS, metavar="RESULTS_DIR", help="results directory (default: results); writes RESULTS_DIR/tables and RESULTS_DIR/figures")

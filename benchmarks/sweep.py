@@ -69,7 +69,7 @@ class LocalPool:
             while pending or running:
                 while pending and len(running) < self.jobs:
                     index, config = pending.pop(0)
-                    running.update(self._start(fn, config, workdir / str(index)))
+                    self._start(fn, config, workdir / str(index), running)
                 finished = [proc for proc in running if proc.poll() is not None]
                 for proc in finished:
                     config, folder = running.pop(proc)
@@ -81,15 +81,16 @@ class LocalPool:
                 _stop(list(running), self.grace)
             shutil.rmtree(workdir, ignore_errors=True)
 
-    def _start(self, fn, config: RunConfig, folder: Path) -> dict:
+    def _start(self, fn, config: RunConfig, folder: Path, running: dict) -> None:
         folder.mkdir()
         with open(folder / "job.pickle", "wb") as f:
             pickle.dump((fn, config, self.threads_per_job), f)
         command = [sys.executable, "-m", "benchmarks.worker", str(folder / "job.pickle"), str(folder / "outcome.pickle"), str(os.getpid())]
-        # Blocked while starting: a signal now would otherwise leave a started worker unrecorded.
+        # Signals wait until the worker is recorded in ``running``: one arriving in between
+        # would otherwise leave a started worker that nobody stops.
         with _signals_blocked(), open(folder / "stderr.log", "wb") as log:
             proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=REPO_ROOT)
-            return {proc: (config, folder)}
+            running[proc] = (config, folder)
 
 
 def _outcome(returncode: int, folder: Path):

@@ -24,13 +24,17 @@ experiments:
 
 @pytest.fixture
 def stored(tmp_path, synthetic_root, capsys):
-    """A real one-run sweep on tiny data: (argv to rerun it, the result's path)."""
+    """A real run on tiny data, stored where the sweep below looks for it (made in-process by
+    ``run``, the sweep's own workers being slower to start): (the sweep's argv, the path)."""
     config = tmp_path / "trust.yaml"
     config.write_text(SWEEP)
-    argv = ["sweep", str(config), "--data-root", str(synthetic_root), "--results", str(tmp_path / "res"), "-q"]
-    assert main(argv) == 0
+    results = str(tmp_path / "res")
+    run_argv = ["run", "--benchmark", "split-mnist", "--strategy", "naive", "--batch-size", "32", "--n-experiences", "2",
+                "--experiment", "main", "--data-root", str(synthetic_root), "--results", results, "-q"]  # fmt: skip
+    assert main(run_argv) == 0
     capsys.readouterr()
     (path,) = (tmp_path / "res").rglob("seed0.json")
+    argv = ["sweep", str(config), "--data-root", str(synthetic_root), "--results", results, "-q"]
     return argv, path
 
 
