@@ -9,6 +9,7 @@ planned) in well under a second; the model is built, with torch, only in ``build
 from __future__ import annotations
 
 from collections.abc import Sequence
+
 from pydantic import BaseModel, ConfigDict, create_model
 
 from baselines.registry import register_strategy

@@ -62,7 +62,9 @@ class TensorReplayBatches:
     step holds the current samples followed by the buffer samples.
     """
 
-    def __init__(self, data: tuple[torch.Tensor, ...], memory: tuple[torch.Tensor, ...], batch_size: int, batch_size_mem: int):
+    def __init__(
+        self, data: tuple[torch.Tensor, ...], memory: tuple[torch.Tensor, ...], batch_size: int, batch_size_mem: int
+    ):
         self.data, self.memory = data, memory
         self.batch_size, self.batch_size_mem = batch_size, batch_size_mem
         self.n, self.n_mem = len(data[0]), len(memory[0])

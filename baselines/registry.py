@@ -44,7 +44,6 @@ class StrategySpec:
     planned_bytes: Callable[[BaseModel, int, tuple[int, ...]], int] | None = None
     reserved: dict[str, str] = field(default_factory=dict)  # keys that are not options here -> why
 
-
     def option_names(self) -> list[str]:
         names = set()
         for name, info in self.options.model_fields.items():
@@ -61,7 +60,10 @@ class StrategySpec:
         unknown = sorted(set(options) - set(known))
         if unknown:
             listed = ", ".join(known) if known else "none (this strategy takes no options)"
-            raise ValueError(f"unknown option{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))} for strategy {self.name!r}; known: {listed}")
+            raise ValueError(
+                f"unknown option{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}"
+                f" for strategy {self.name!r}; known: {listed}"
+            )
         parsed = self.options.model_validate(options)
         if self.check is not None:
             self.check(parsed, memory)
@@ -77,12 +79,28 @@ _loaded = False
 
 
 def register_strategy(
-    name: str, *, options: type[BaseModel] = NoOptions, joint: bool = False, memory_bytes=None, check=None, planned_bytes=None, reserved=None
+    name: str,
+    *,
+    options: type[BaseModel] = NoOptions,
+    joint: bool = False,
+    memory_bytes=None,
+    check=None,
+    planned_bytes=None,
+    reserved=None,
 ):
     """Decorator registering ``build(setup, options)`` under ``name``."""
 
     def decorate(build):
-        spec = StrategySpec(name, build, options, joint, memory_bytes or (lambda strategy: 0), check, planned_bytes, dict(reserved or {}))
+        spec = StrategySpec(
+            name,
+            build,
+            options,
+            joint,
+            memory_bytes or (lambda strategy: 0),
+            check,
+            planned_bytes,
+            dict(reserved or {}),
+        )
         _REGISTRY[name] = spec
         return build
 

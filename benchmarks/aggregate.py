@@ -1,4 +1,5 @@
-"""Run records -> tidy pandas frames, and the one mean ± std format of every table: the one place results are flattened and grouped."""
+"""Run records -> tidy pandas frames, and the one mean ± std format of every table: the one place results are
+flattened and grouped."""
 
 from __future__ import annotations
 
@@ -12,7 +13,17 @@ from benchmarks.metrics import seen_accuracy
 GROUP = ["benchmark", "strategy", "experiment", "variant"]
 CONFIG = [*GROUP, "seed", "memory", "epochs", "backbone", "eval_split", "role", "reference"]
 PROVENANCE = ["git_commit", "git_dirty"]
-METRICS = ["final_accuracy", "average_forgetting", "backward_transfer", "learning_accuracy", "train_seconds", "eval_seconds", "peak_rss_bytes", "parameter_count", "memory_bytes"]
+METRICS = [
+    "final_accuracy",
+    "average_forgetting",
+    "backward_transfer",
+    "learning_accuracy",
+    "train_seconds",
+    "eval_seconds",
+    "peak_rss_bytes",
+    "parameter_count",
+    "memory_bytes",
+]
 
 
 def runs_frame(records: Iterable[dict]) -> pd.DataFrame:
@@ -40,8 +51,11 @@ def seen_accuracy_frame(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=[*GROUP, "seed", "memory", "experience", "seen_accuracy"])
 
 
-def summary(frame: pd.DataFrame, metrics=("final_accuracy", "average_forgetting", "train_seconds"), keys=(*GROUP, "memory")) -> pd.DataFrame:
-    """Mean, std (pandas, ddof=1) and seed count per ``keys`` (default: benchmark, strategy, experiment, variant, memory)."""
+def summary(
+    frame: pd.DataFrame, metrics=("final_accuracy", "average_forgetting", "train_seconds"), keys=(*GROUP, "memory")
+) -> pd.DataFrame:
+    """Mean, std (pandas, ddof=1) and seed count per ``keys`` (default: benchmark, strategy, experiment, variant,
+    memory)."""
     keys = list(keys)
     grouped = frame.groupby(keys, dropna=False)[list(metrics)]
     out = grouped.agg(["mean", "std"])

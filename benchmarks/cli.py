@@ -50,7 +50,11 @@ def _warn(message: str) -> None:
 
 # ----------------------------------------------------------------------------- run flags from RunConfig
 
-NOT_FLAGS = {"strategy_options", "role", "reference"}  # options: repeated --option KEY=VALUE; role, reference: sweep YAML only
+NOT_FLAGS = {
+    "strategy_options",
+    "role",
+    "reference",
+}  # options: repeated --option KEY=VALUE; role, reference: sweep YAML only
 
 
 def _flag_fields():
@@ -77,8 +81,15 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
             parser.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=None, help=help_text)
         else:
             default = "" if info.is_required() else f" (default: {info.default})"
-            parser.add_argument(flag, dest=name, required=info.is_required(), metavar=name.upper(), help=help_text + default)
-    parser.add_argument("--option", action="append", metavar="KEY=VALUE", help="strategy option, e.g. --option ewc_lambda=1000 (YAML value)")
+            parser.add_argument(
+                flag, dest=name, required=info.is_required(), metavar=name.upper(), help=help_text + default
+            )
+    parser.add_argument(
+        "--option",
+        action="append",
+        metavar="KEY=VALUE",
+        help="strategy option, e.g. --option ewc_lambda=1000 (YAML value)",
+    )
 
 
 def run_fields(args) -> dict:
@@ -111,7 +122,9 @@ def cmd_data(args) -> int:
     root = check_root(args.data_root, download=not args.no_download)
     arrays = read_arrays(root)
     print(f"data root: {root}")
-    print(f"train: {len(arrays['train_labels'])} images, test: {len(arrays['test_labels'])} images, 28x28, checksums OK")
+    print(
+        f"train: {len(arrays['train_labels'])} images, test: {len(arrays['test_labels'])} images, 28x28, checksums OK"
+    )
     counts = [int((arrays["train_labels"] == c).sum()) for c in range(10)]
     print("train images per class: " + ", ".join(f"{c}:{n}" for c, n in enumerate(counts)))
     return 0
@@ -138,7 +151,9 @@ def cmd_run(args) -> int:
 
     quiet_library_warnings()
     torch.set_num_threads(threads)
-    record = run_and_store(config, args.results, progress=not args.quiet, data=load_mnist(config.data_root, download=False))
+    record = run_and_store(
+        config, args.results, progress=not args.quiet, data=load_mnist(config.data_root, download=False)
+    )
     print(format_summary(summary(runs_frame([record]))))
     print("accuracy matrix (row i: after training experience i):")
     for row in record["accuracy_matrix"]:
@@ -158,6 +173,7 @@ def cmd_sweep(args) -> int:
         raise ValueError(f"--jobs must be at least 1 (got {args.jobs})")
     threads = _threads(args.threads)
     sweep_config = load_sweep(args.config)
+    sweep_config.runs()  # every grid point validates before the data root is even looked up
     root = check_root(args.data_root)
     configs = sweep_config.runs(data_root=str(root))
     read_arrays(root)  # check the data once, before any worker starts
@@ -172,7 +188,10 @@ def cmd_sweep(args) -> int:
     from benchmarks.aggregate import format_summary, runs_frame, summary
 
     print(format_summary(summary(runs_frame(report.done))))
-    print(f"{len(report.ran)} ran, {len(report.skipped)} reused, {len(report.failed)} failed; results in {args.results}/runs")
+    print(
+        f"{len(report.ran)} ran, {len(report.skipped)} reused, {len(report.failed)} failed;"
+        f" results in {args.results}/runs"
+    )
     for config, why in report.failed:
         _warn(f"failed: {config.strategy} on {config.benchmark} seed {config.seed}: {why}")
     return 1 if report.failed else 0
@@ -185,9 +204,17 @@ def cmd_report(args) -> int:
 
 
 def cmd_perf(args) -> int:
+    if args.repeats < 1 or args.threads < 1:
+        raise ValueError(f"--repeats and --threads must be at least 1 (got {args.repeats} and {args.threads})")
     from benchmarks.perf import run_perf, write_results
 
-    report = run_perf(repeats=args.repeats, data_root=args.data_root, threads=args.threads, quick=not args.skip_quick, log=_log(args.quiet))
+    report = run_perf(
+        repeats=args.repeats,
+        data_root=args.data_root,
+        threads=args.threads,
+        quick=not args.skip_quick,
+        log=_log(args.quiet),
+    )
     json_path, md_path = write_results(report, args.out)
     print(report.markdown())
     print(f"wrote {json_path} and {md_path}")
@@ -200,29 +227,50 @@ def cmd_determinism(args) -> int:
 
     root = check_root(args.data_root)
     read_arrays(root)
-    print(run_determinism(args.config, args.out, args.threads, args.repeats, args.jobs, str(root), _log(args.quiet), _warn))
+    print(
+        run_determinism(
+            args.config, args.out, args.threads, args.repeats, args.jobs, str(root), _log(args.quiet), _warn
+        )
+    )
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = OneLineParser(prog="epinet-bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineParser(
+        prog="epinet-bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     def common(p, results=True, data_root=True):
         if data_root:
-            p.add_argument("--data-root", help="directory holding MNIST/raw/ (default: $EPINET_DATA_ROOT, else Avalanche's dataset location)")
+            p.add_argument(
+                "--data-root",
+                help="directory holding MNIST/raw/ (default: $EPINET_DATA_ROOT, else Avalanche's dataset location)",
+            )
         if results:
             p.add_argument("--results", type=Path, default=DEFAULT_RESULTS, help="results directory (default: results)")
-        p.add_argument("-q", "--quiet", action="store_true", help="no progress bars or progress lines (CI); problems are still reported")
+        p.add_argument(
+            "-q",
+            "--quiet",
+            action="store_true",
+            help="no progress bars or progress lines (CI); problems are still reported",
+        )
 
     def threads(p, what):
         from benchmarks.config import DEFAULT_THREADS
 
-        p.add_argument("--threads", type=int, default=DEFAULT_THREADS, help=f"torch threads {what} (default {DEFAULT_THREADS}, the same in run and sweep)")
+        p.add_argument(
+            "--threads",
+            type=int,
+            default=DEFAULT_THREADS,
+            help=f"torch threads {what} (default {DEFAULT_THREADS}, the same in run and sweep)",
+        )
 
     p = sub.add_parser("data", help="check a data root and print what it holds")
     common(p, results=False)
-    p.add_argument("--no-download", action="store_true", help="do not try torchvision's download when files are missing")
+    p.add_argument(
+        "--no-download", action="store_true", help="do not try torchvision's download when files are missing"
+    )
     p.set_defaults(fn=cmd_data)
 
     p = sub.add_parser("run", help="train one strategy on one benchmark with one seed")
@@ -236,29 +284,63 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config", type=Path, help="e.g. benchmarks/configs/quick.yaml")
     p.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
     threads(p, "per worker")
-    p.add_argument("--rerun-stale", action="store_true", help="rerun stored results made by another code version (they are moved aside, not deleted)")
+    p.add_argument(
+        "--rerun-stale",
+        action="store_true",
+        help="rerun stored results made by another code version (they are moved aside, not deleted)",
+    )
     p.set_defaults(fn=cmd_sweep)
 
-    p = sub.add_parser("determinism", help="the same seed at several torch thread counts, repeated: how far results move")
+    p = sub.add_parser(
+        "determinism", help="the same seed at several torch thread counts, repeated: how far results move"
+    )
     common(p, results=False)
     p.add_argument("config", type=Path, help="a sweep config, e.g. benchmarks/configs/determinism.yaml")
-    p.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="torch thread counts to compare (default: 1 2)")
+    p.add_argument(
+        "--threads", type=int, nargs="+", default=[1, 2], help="torch thread counts to compare (default: 1 2)"
+    )
     p.add_argument("--repeats", type=int, default=2, help="repetitions at each thread count (default 2)")
     p.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
-    p.add_argument("--out", type=Path, default=DEFAULT_RESULTS, help="where determinism.{md,json} and the runs go (default: results)")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=DEFAULT_RESULTS,
+        help="where determinism.{md,json} and the runs go (default: results)",
+    )
     p.set_defaults(fn=cmd_determinism)
 
     p = sub.add_parser("report", help="tables (Markdown, LaTeX, CSV) and figures (PNG, PDF) from finished runs")
-    p.add_argument("results_dir", nargs="?", type=Path, default=DEFAULT_RESULTS, metavar="RESULTS_DIR", help="results directory (default: results); writes RESULTS_DIR/tables and RESULTS_DIR/figures")
-    p.add_argument("--update-readme", type=Path, metavar="README", help="also rewrite the main table between <!-- main-table:start --> and <!-- main-table:end --> in this file")
+    p.add_argument(
+        "results_dir",
+        nargs="?",
+        type=Path,
+        default=DEFAULT_RESULTS,
+        metavar="RESULTS_DIR",
+        help="results directory (default: results); writes RESULTS_DIR/tables and RESULTS_DIR/figures",
+    )
+    p.add_argument(
+        "--update-readme",
+        type=Path,
+        metavar="README",
+        help="also rewrite the main table between <!-- main-table:start --> and <!-- main-table:end --> in this file",
+    )
     p.add_argument("--no-figures", action="store_true", help="tables only (faster)")
     p.set_defaults(fn=cmd_report)
 
     p = sub.add_parser("perf", help="time the harness and EpiNet on this machine; write OUT/perf.json and OUT/perf.md")
     common(p, results=False)
-    p.add_argument("--repeats", type=int, default=5, help="timed repeats per measurement; medians are reported (default 5)")
-    p.add_argument("--out", type=Path, default=DEFAULT_RESULTS, help="where perf.json and perf.md go (default: results)")
-    p.add_argument("--threads", type=int, default=1, help="torch threads in the timing process (default 1, as each sweep worker runs)")
+    p.add_argument(
+        "--repeats", type=int, default=5, help="timed repeats per measurement; medians are reported (default 5)"
+    )
+    p.add_argument(
+        "--out", type=Path, default=DEFAULT_RESULTS, help="where perf.json and perf.md go (default: results)"
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads in the timing process (default 1, as each sweep worker runs)",
+    )
     p.add_argument("--skip-quick", action="store_true", help="skip (e), the full quick.yaml sweep (a few minutes)")
     p.set_defaults(fn=cmd_perf)
     return parser

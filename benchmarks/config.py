@@ -9,12 +9,20 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveFloat,
+    PositiveInt,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
-from baselines.registry import get_strategy
-from baselines.registry import known_strategies
+from baselines.registry import get_strategy, known_strategies
 from benchmarks.roles import Role, role_named_like
-from benchmarks.scenarios import BENCHMARKS
+from benchmarks.scenarios import BENCHMARKS, get_scenario
 from epinet.backbones import BACKBONES
 
 # Torch threads of a run, in `run` and in every sweep worker alike: EpiNet's result moves with
@@ -63,9 +71,15 @@ class RunConfig(BaseModel):
     memory: PositiveInt = Field(500, description="memory budget in items (replay buffer, EpiNet capacity)")
     backbone: str = Field("mlp", description="mlp | cnn")
     n_experiences: PositiveInt | None = Field(None, description="experiences in the stream (default: the benchmark's)")
-    valid_fraction: float = Field(0.1, gt=0, lt=1, description="share of each training experience held out for validation")
-    train_per_experience: PositiveInt | None = Field(None, description="train on a seeded subset of this many samples per experience")
-    eval_split: Literal["test", "valid"] = Field("test", description="test (default) | valid (for choosing hyperparameters)")
+    valid_fraction: float = Field(
+        0.1, gt=0, lt=1, description="share of each training experience held out for validation"
+    )
+    train_per_experience: PositiveInt | None = Field(
+        None, description="train on a seeded subset of this many samples per experience"
+    )
+    eval_split: Literal["test", "valid"] = Field(
+        "test", description="test (default) | valid (for choosing hyperparameters)"
+    )
     fast_data: bool = Field(True, description="gather minibatches from tensors (same samples as Avalanche's loader)")
     strategy_options: dict[str, Any] = Field(default_factory=dict)
     experiment: str = Field("adhoc", description="experiment name recorded with the result")
@@ -95,7 +109,12 @@ class RunConfig(BaseModel):
         return v
 
     @model_validator(mode="after")
-    def _strategy_options_valid(self) -> "RunConfig":
+    def _experiences_fit_the_benchmark(self) -> RunConfig:
+        get_scenario(self.benchmark).check_experiences(self.n_experiences)
+        return self
+
+    @model_validator(mode="after")
+    def _strategy_options_valid(self) -> RunConfig:
         try:
             get_strategy(self.strategy).validate_options(self.strategy_options, self.memory)
         except ValidationError as err:
@@ -138,10 +157,12 @@ class Experiment(BaseModel):
     reference: str | None = None  # strategy the report tests the others against (Welch), e.g. replay
 
     @model_validator(mode="after")
-    def _reference_is_run(self) -> "Experiment":
+    def _reference_is_run(self) -> Experiment:
         # a reference the block never runs would silently leave every test out
         if self.reference is not None and self.reference not in self.strategies:
-            raise ValueError(f"reference {self.reference!r} is not one of the experiment's strategies ({', '.join(self.strategies)})")
+            raise ValueError(
+                f"reference {self.reference!r} is not one of the experiment's strategies ({', '.join(self.strategies)})"
+            )
         return self
 
 
@@ -205,7 +226,9 @@ def load_sweep(path: str | Path) -> SweepConfig:
     except FileNotFoundError:
         raise ConfigError(f"sweep config {path} does not exist") from None
     except IsADirectoryError:
-        raise ConfigError(f"sweep config {path} is a directory; give a YAML file such as benchmarks/configs/quick.yaml") from None
+        raise ConfigError(
+            f"sweep config {path} is a directory; give a YAML file such as benchmarks/configs/quick.yaml"
+        ) from None
     except (OSError, UnicodeDecodeError) as err:
         raise ConfigError(f"cannot read sweep config {path}: {getattr(err, 'strerror', None) or err}") from None
     except yaml.YAMLError as err:

@@ -82,8 +82,14 @@ def missing_files(root: Path) -> list[str]:
 
 def missing_message(root: Path) -> str:
     missing = missing_files(root)
-    names = "\n".join(f"  {raw_dir(root) / name}{'   <- missing' if name in missing else ''}" for name in FILES.values())
-    what = "MNIST not found" if len(missing) == len(FILES) else f"{len(missing)} of the 4 MNIST files missing ({', '.join(missing)})"
+    names = "\n".join(
+        f"  {raw_dir(root) / name}{'   <- missing' if name in missing else ''}" for name in FILES.values()
+    )
+    what = (
+        "MNIST not found"
+        if len(missing) == len(FILES)
+        else f"{len(missing)} of the 4 MNIST files missing ({', '.join(missing)})"
+    )
     return (
         f"{what} under data root {root}.\nExpected these four files (uncompressed IDX):\n{names}\n"
         f"Point the harness at a directory that contains MNIST/raw/ with --data-root DIR "
@@ -190,7 +196,9 @@ def read_idx(path: Path) -> np.ndarray:
     shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     expected = header + int(np.prod(shape))
     if len(data) != expected:
-        raise DataError(f"{path} holds {len(data)} bytes but its header {shape} needs {expected}: truncated or corrupt.")
+        raise DataError(
+            f"{path} holds {len(data)} bytes but its header {shape} needs {expected}: truncated or corrupt."
+        )
     return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(shape)
 
 
@@ -227,11 +235,14 @@ def read_arrays(root: Path) -> dict[str, np.ndarray]:
         if images.shape[1:] != (28, 28):
             raise DataError(f"{split} images are {images.shape[1:]}, expected 28x28.")
         if labels.ndim != 1:
-            raise DataError(f"{raw_dir(root) / FILES[f'{split}_labels']} has shape {labels.shape}, expected one label per image.")
+            raise DataError(
+                f"{raw_dir(root) / FILES[f'{split}_labels']} has shape {labels.shape}, expected one label per image."
+            )
         bad = np.flatnonzero(labels >= N_CLASSES)
         if len(bad):
             raise DataError(
-                f"{raw_dir(root) / FILES[f'{split}_labels']}: label {int(labels[bad[0]])} at index {int(bad[0])} is out of range 0-{N_CLASSES - 1}"
+                f"{raw_dir(root) / FILES[f'{split}_labels']}: label {int(labels[bad[0]])} at index {int(bad[0])}"
+                f" is out of range 0-{N_CLASSES - 1}"
                 f" ({len(bad)} such labels)."
             )
     return arrays

@@ -28,7 +28,9 @@ from benchmarks.sweep import LocalPool, sweep
 KEY = ["benchmark", "strategy", "seed"]
 
 
-def measure(config_path: Path, work: Path, threads: list[int], repeats: int, jobs: int, data_root: str, log, warn) -> pd.DataFrame:
+def measure(
+    config_path: Path, work: Path, threads: list[int], repeats: int, jobs: int, data_root: str, log, warn
+) -> pd.DataFrame:
     """One row per run: KEY, threads, repeat, final_accuracy."""
     configs = load_sweep(config_path).runs(data_root=data_root)
     frames = []
@@ -47,7 +49,9 @@ def summarise(runs: pd.DataFrame) -> pd.DataFrame:
     spread = (per_seed.max() - per_seed.min()).groupby(["benchmark", "strategy"]).max().rename("repeat_spread_max")
     first = runs[runs["repeat"] == 1].pivot_table(index=KEY, columns="threads", values="final_accuracy")
     shift = (first.max(axis=1) - first.min(axis=1)).groupby(["benchmark", "strategy"])
-    table = pd.concat([spread, shift.max().rename("thread_shift_max"), shift.mean().rename("thread_shift_mean")], axis=1)
+    table = pd.concat(
+        [spread, shift.max().rename("thread_shift_max"), shift.mean().rename("thread_shift_mean")], axis=1
+    )
     table["seeds"] = runs.groupby(["benchmark", "strategy"])["seed"].nunique()
     return table.reset_index()
 
@@ -61,13 +65,16 @@ def markdown(table: pd.DataFrame, threads: list[int], repeats: int) -> str:
     version = code_version()
     return (
         shown.to_markdown(index=False)
-        + f"\n\nFinal accuracy of the same seed run {repeats}x at each of {', '.join(map(str, threads))} torch threads, each run in a fresh"
-        f" process; |Δ| is the largest difference between thread counts per seed (max and mean over seeds). CPU: {cpu_model()};"
+        + f"\n\nFinal accuracy of the same seed run {repeats}x at each of {', '.join(map(str, threads))} torch threads,"
+        " each run in a fresh process; |Δ| is the largest difference between thread counts per seed"
+        f" (max and mean over seeds). CPU: {cpu_model()};"
         f" code version {short_version(version['git_commit'], version['dirty'])}.\n"
     )
 
 
-def run_determinism(config_path: Path, out: Path, threads: list[int], repeats: int, jobs: int, data_root: str, log, warn) -> str:
+def run_determinism(
+    config_path: Path, out: Path, threads: list[int], repeats: int, jobs: int, data_root: str, log, warn
+) -> str:
     if repeats < 1 or not threads or min(threads) < 1:
         raise ValueError("--repeats and every --threads value must be at least 1")
     runs = measure(config_path, out / "determinism-runs", threads, repeats, jobs, data_root, log, warn)
@@ -75,7 +82,8 @@ def run_determinism(config_path: Path, out: Path, threads: list[int], repeats: i
     text = markdown(table, threads, repeats)
     out.mkdir(parents=True, exist_ok=True)
     (out / "determinism.md").write_text(text)
-    payload = {"config": str(config_path), "threads": threads, "repeats": repeats, "cpu": cpu_model(), "code_version": code_version(),
-               "summary": table.to_dict("records"), "runs": runs.to_dict("records")}  # fmt: skip
+    payload = {"config": str(config_path), "threads": threads, "repeats": repeats, "cpu": cpu_model(),
+               "code_version": code_version(), "summary": table.to_dict("records"),
+               "runs": runs.to_dict("records")}  # fmt: skip
     (out / "determinism.json").write_text(json.dumps(payload, indent=1) + "\n")
     return text

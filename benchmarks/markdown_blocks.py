@@ -15,7 +15,9 @@ def block_span(text: str, name: str, where: str = "the file") -> tuple[int, int]
     start_marker, end_marker = markers(name)
     start, end = text.find(start_marker), text.find(end_marker)
     if start < 0 or end < 0 or end < start:
-        raise ValueError(f"{where} has no {start_marker} ... {end_marker} markers (add them, in that order, where the block belongs)")
+        raise ValueError(
+            f"{where} has no {start_marker} ... {end_marker} markers (add them, in that order, where the block belongs)"
+        )
     return start + len(start_marker), end
 
 

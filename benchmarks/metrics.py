@@ -20,7 +20,9 @@ import numpy as np
 def _matrix(R) -> np.ndarray:
     R = np.asarray(R, dtype=float)
     if R.ndim != 2 or R.shape[0] == 0 or R.shape[0] > R.shape[1]:
-        raise ValueError(f"accuracy matrix must be [n_trained x n_experiences] with rows <= columns, got shape {R.shape}")
+        raise ValueError(
+            f"accuracy matrix must be [n_trained x n_experiences] with rows <= columns, got shape {R.shape}"
+        )
     return R
 
 
@@ -58,7 +60,12 @@ def seen_accuracy(R) -> list[float]:
 
 def summarise(R, joint: bool = False) -> dict[str, float | None]:
     if joint:
-        return {"final_accuracy": final_accuracy(R), "average_forgetting": None, "backward_transfer": None, "learning_accuracy": None}
+        return {
+            "final_accuracy": final_accuracy(R),
+            "average_forgetting": None,
+            "backward_transfer": None,
+            "learning_accuracy": None,
+        }
     return {
         "final_accuracy": final_accuracy(R),
         "average_forgetting": average_forgetting(R),

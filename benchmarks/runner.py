@@ -7,7 +7,7 @@ import random
 import resource
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +23,7 @@ from benchmarks.data import MNIST, load_mnist
 from benchmarks.provenance import code_version, machine, package_versions
 from benchmarks.store import SCHEMA_VERSION, result_path, write_atomic
 from benchmarks.streams import build_benchmark
+
 
 def seed_everything(seed: int) -> None:
     random.seed(seed)
@@ -59,7 +60,9 @@ class ProgressPlugin(SupervisedPlugin):
 
     def before_training_exp(self, strategy, **kwargs):
         total = len(strategy.dataloader) * strategy.train_epochs
-        self.bar = tqdm(total=total, desc=f"{self.label} exp {strategy.clock.train_exp_counter}", leave=False, unit="it")
+        self.bar = tqdm(
+            total=total, desc=f"{self.label} exp {strategy.clock.train_exp_counter}", leave=False, unit="it"
+        )
 
     def after_training_iteration(self, strategy, **kwargs):
         self.bar.update()
@@ -136,7 +139,12 @@ def run(config: RunConfig, *, data: MNIST | None = None, progress: bool = True) 
     train_experiences = [bench.joint_experience()] if spec.joint else list(bench.train_stream)
 
     matrix, train_seconds, eval_seconds = [], [], 0.0
-    experiences = tqdm(train_experiences, desc=f"{config.strategy} on {config.benchmark} seed {config.seed}", disable=not progress, unit="exp")
+    experiences = tqdm(
+        train_experiences,
+        desc=f"{config.strategy} on {config.benchmark} seed {config.seed}",
+        disable=not progress,
+        unit="exp",
+    )
     for experience in experiences:
         start = time.perf_counter()
         strategy.train(experience)
@@ -144,7 +152,9 @@ def run(config: RunConfig, *, data: MNIST | None = None, progress: bool = True) 
         start = time.perf_counter()
         matrix.append(evaluate(strategy, eval_stream, accuracy))
         eval_seconds += time.perf_counter() - start
-        experiences.set_postfix(seen_acc=f"{metrics.seen_accuracy(matrix)[-1] if not spec.joint else np.mean(matrix[-1]):.3f}")
+        experiences.set_postfix(
+            seen_acc=f"{metrics.seen_accuracy(matrix)[-1] if not spec.joint else np.mean(matrix[-1]):.3f}"
+        )
 
     summary = metrics.summarise(matrix, joint=spec.joint)
     version = code_version()
@@ -166,7 +176,7 @@ def run(config: RunConfig, *, data: MNIST | None = None, progress: bool = True) 
         "git_commit": version["git_commit"],
         "git_dirty": version["dirty"],
         "machine": machine(),
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
 
 

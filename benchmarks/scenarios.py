@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from benchmarks.data import N_CLASSES
+
 
 @dataclass(frozen=True)
 class Scenario:
@@ -18,17 +20,35 @@ class Scenario:
     default_experiences: int
     summary: str
     builder_options: dict[str, Any] = field(default_factory=dict)
+    splits_classes: bool = False  # experiences partition the 10 classes: their number must divide 10
 
     def experiences(self, n_experiences: int | None) -> int:
         return n_experiences or self.default_experiences
+
+    def check_experiences(self, n_experiences: int | None) -> None:
+        n = self.experiences(n_experiences)
+        if self.splits_classes and N_CLASSES % n:
+            raise ValueError(
+                f"{self.name} splits {N_CLASSES} classes: "
+                f"n_experiences must divide {N_CLASSES} (got {n}); use 1, 2, 5 or 10"
+            )
 
 
 SCENARIOS: dict[str, Scenario] = {
     s.name: s
     for s in (
-        Scenario("split-mnist", "split_mnist", 5, "class-incremental, 5 x 2 classes, one head"),
-        Scenario("split-mnist-task", "split_mnist", 5, "task-incremental, task label given, logits masked to the task", {"task_labels": True}),
-        Scenario("permuted-mnist", "permuted_mnist", 10, "domain-incremental, a seeded pixel permutation per experience"),
+        Scenario("split-mnist", "split_mnist", 5, "class-incremental, 5 x 2 classes, one head", splits_classes=True),
+        Scenario(
+            "split-mnist-task",
+            "split_mnist",
+            5,
+            "task-incremental, task label given, logits masked to the task",
+            {"task_labels": True},
+            splits_classes=True,
+        ),
+        Scenario(
+            "permuted-mnist", "permuted_mnist", 10, "domain-incremental, a seeded pixel permutation per experience"
+        ),
     )
 }
 BENCHMARKS = tuple(SCENARIOS)  # in report order

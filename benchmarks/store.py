@@ -13,7 +13,7 @@ import json
 import math
 import os
 import tempfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +62,14 @@ class RunResult(BaseModel):
 
 
 def result_path(results_dir: Path, config) -> Path:
-    return Path(results_dir) / "runs" / config.benchmark / config.strategy / config.config_hash() / f"seed{config.seed}.json"
+    return (
+        Path(results_dir)
+        / "runs"
+        / config.benchmark
+        / config.strategy
+        / config.config_hash()
+        / f"seed{config.seed}.json"
+    )
 
 
 def _temp_prefix(path: Path, pid: int) -> str:
@@ -105,14 +112,18 @@ def rederive(result: RunResult) -> str | None:
         spec = None
     try:
         if spec is None:
-            make_run_config("stored config", **{**result.config, "strategy": "naive", "strategy_options": {}})  # the rest validates
+            make_run_config(
+                "stored config", **{**result.config, "strategy": "naive", "strategy_options": {}}
+            )  # the rest validates
             config = RunConfig.model_construct(**result.config)
         else:
             config = make_run_config("stored config", **result.config)
     except ConfigError as err:
         return str(err).replace("\n", "; ")
     if config.config_hash() != result.config_hash:
-        return f"config hash {result.config_hash!r} does not match its config (which hashes to {config.config_hash()!r})"
+        return (
+            f"config hash {result.config_hash!r} does not match its config (which hashes to {config.config_hash()!r})"
+        )
     joint = spec.joint if spec is not None else len(result.accuracy_matrix) == 1
     n_exp = get_scenario(config.benchmark).experiences(config.n_experiences)
     matrix = result.accuracy_matrix
@@ -138,7 +149,9 @@ def read_result(path: Path) -> RunResult:
     if not isinstance(raw, dict):
         raise CorruptResult(f"{path}: not a JSON object")
     if raw.get("schema_version") != SCHEMA_VERSION:
-        raise CorruptResult(f"{path}: schema version {raw.get('schema_version')!r}, this harness reads {SCHEMA_VERSION}")
+        raise CorruptResult(
+            f"{path}: schema version {raw.get('schema_version')!r}, this harness reads {SCHEMA_VERSION}"
+        )
     try:
         result = RunResult.model_validate(raw)
     except ValidationError as err:
@@ -167,7 +180,7 @@ def valid_result_for(path: Path, config: RunConfig) -> tuple[RunResult | None, s
 
 def move_aside(path: Path, why: str) -> Path:
     """Rename a result that will be rerun to ``<name>.<why>-<UTC time>``: kept, never overwritten."""
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     target = path.with_name(f"{path.name}.{why}-{stamp}")
     os.replace(path, target)
     return target

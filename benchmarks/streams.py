@@ -31,7 +31,6 @@ from benchmarks.data import MNIST, N_CLASSES
 from benchmarks.scenarios import get_scenario
 
 
-
 class TensorExperience(DatasetExperience):
     """An Avalanche experience that also exposes its data as tensors ``(x, y, t)``."""
 
@@ -155,7 +154,7 @@ def permuted_mnist(
     generator = torch.Generator().manual_seed(seed)
     train, valid, test = [], [], []
     n_pixels = data.train_x[0].numel()
-    for i in range(n_experiences):
+    for _ in range(n_experiences):
         perm = torch.randperm(n_pixels, generator=generator)
         keep, held = _holdout(len(data.train_y), valid_fraction, generator, train_per_experience)
         for x, y, rows, out in (

@@ -85,7 +85,14 @@ class LocalPool:
         folder.mkdir()
         with open(folder / "job.pickle", "wb") as f:
             pickle.dump((fn, config, self.threads_per_job), f)
-        command = [sys.executable, "-m", "benchmarks.worker", str(folder / "job.pickle"), str(folder / "outcome.pickle"), str(os.getpid())]
+        command = [
+            sys.executable,
+            "-m",
+            "benchmarks.worker",
+            str(folder / "job.pickle"),
+            str(folder / "outcome.pickle"),
+            str(os.getpid()),
+        ]
         # Signals wait until the worker is recorded in ``running``: one arriving in between
         # would otherwise leave a started worker that nobody stops.
         with _signals_blocked(), open(folder / "stderr.log", "wb") as log:
@@ -149,7 +156,9 @@ class SweepReport:
     stale: Counter = field(default_factory=Counter)  # code versions of reused results made by other code
 
 
-def plan(configs: Iterable[RunConfig], results_dir: Path, report: SweepReport, *, rerun_stale: bool = False) -> list[RunConfig]:
+def plan(
+    configs: Iterable[RunConfig], results_dir: Path, report: SweepReport, *, rerun_stale: bool = False
+) -> list[RunConfig]:
     """Which configs still need running. Valid stored results are reused, unless made by another
     code version and ``rerun_stale``; every result that will be rerun is moved aside, not lost."""
     current = code_version()
@@ -160,7 +169,9 @@ def plan(configs: Iterable[RunConfig], results_dir: Path, report: SweepReport, *
         made_by = None if result is None else short_version(result.git_commit, result.git_dirty)
         # A result from uncommitted code is stale once the tree is clean again; while developing
         # (both dirty at one commit) there is no telling, and it is reused.
-        stale = result is not None and (result.git_commit != current["git_commit"] or (bool(result.git_dirty) and not current["dirty"]))
+        stale = result is not None and (
+            result.git_commit != current["git_commit"] or (bool(result.git_dirty) and not current["dirty"])
+        )
         if result is not None and not (stale and rerun_stale):
             report.skipped.append(config)
             report.done.append(result.model_dump())
@@ -198,7 +209,10 @@ def sweep(
     if report.stale:
         versions = ", ".join(f"{version} ({n})" for version, n in report.stale.most_common())
         current = short_version(code_version()["git_commit"], code_version()["dirty"])
-        warn(f"{sum(report.stale.values())} reused results were made by other code versions than this one ({current}): {versions}; --rerun-stale reruns them")
+        warn(
+            f"{sum(report.stale.values())} reused results were made by other code versions than this one"
+            f" ({current}): {versions}; --rerun-stale reruns them"
+        )
     log(f"{len(configs)} runs: {len(report.skipped)} already done, {len(todo)} to run")
     bar = tqdm(total=len(todo), desc="sweep", unit="run", disable=not progress, file=sys.stderr)
     try:

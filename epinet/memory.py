@@ -84,7 +84,9 @@ class EpisodicMemory(nn.Module):
         return sum(b.numel() * b.element_size() for b in self.buffers())
 
     @staticmethod
-    def planned_nbytes(capacity: int, input_shape: Sequence[int], latent_dim: int, dtype: torch.dtype | None = None) -> int:
+    def planned_nbytes(
+        capacity: int, input_shape: Sequence[int], latent_dim: int, dtype: torch.dtype | None = None
+    ) -> int:
         """The ``nbytes`` of ``EpisodicMemory(capacity, input_shape, latent_dim)`` cast to
         ``dtype`` (default: torch's default dtype), computed without allocating it."""
         float_bytes = (dtype or torch.get_default_dtype()).itemsize

@@ -56,7 +56,9 @@ class EpiNetModel(nn.Module):
 
     # ------------------------------------------------------------------ one training iteration
 
-    def observe(self, x: Tensor, y: Tensor, t: Tensor | int, optimizer: Optimizer, mask_logits: MaskLogits | None = None) -> Tensor:
+    def observe(
+        self, x: Tensor, y: Tensor, t: Tensor | int, optimizer: Optimizer, mask_logits: MaskLogits | None = None
+    ) -> Tensor:
         """One training iteration on the batch (x, y, t); returns the loss it backpropagated.
 
         ``mask_logits(logits, task_labels)``, if given, masks the logits of the batch and of

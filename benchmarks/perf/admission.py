@@ -36,11 +36,17 @@ class AdmissionCost:
         rows = []
         for by_capacity, kind in ((self.admit, ""), (self.admit_class_balanced, ", class-balanced eviction")):
             for capacity, timing in by_capacity.items():
-                rows.append(Row(f"(d) admission of a batch of {self.batch} into a full memory of {capacity:,}{kind}", f"{timing.median * 1000:.3f} ms{self._share(timing)}"))
+                rows.append(
+                    Row(
+                        f"(d) admission of a batch of {self.batch} into a full memory of {capacity:,}{kind}",
+                        f"{timing.median * 1000:.3f} ms{self._share(timing)}",
+                    )
+                )
         for capacity, timing in self.store.items():
             rows.append(
                 Row(
-                    f"(d) EpiNet's bookkeeping after each step, EpiNetModel.store (per-sample loss + admission + tick), memory {capacity:,}",
+                    "(d) EpiNet's bookkeeping after each step, EpiNetModel.store (per-sample loss + admission + tick),"
+                    f" memory {capacity:,}",
                     f"{timing.median * 1000:.3f} ms{self._share(timing)}",
                 )
             )
@@ -60,7 +66,9 @@ class AdmissionCost:
         }
 
 
-def measure_admission(bench, repeats: int, capacities=CAPACITIES, epinet_iteration_ms: float | None = None) -> AdmissionCost:
+def measure_admission(
+    bench, repeats: int, capacities=CAPACITIES, epinet_iteration_ms: float | None = None
+) -> AdmissionCost:
     calls = max(50, 10 * repeats)
     x, y, t = bench.train_stream[1].tensors
     g = torch.Generator().manual_seed(2)
@@ -70,7 +78,7 @@ def measure_admission(bench, repeats: int, capacities=CAPACITIES, epinet_iterati
             memory = random_memory(capacity, class_balanced=class_balanced)
             clock = [1_000.0]
 
-            def offer_batch():
+            def offer_batch(memory=memory, clock=clock):
                 idx = torch.randint(len(y), (BATCH,), generator=g)
                 clock[0] += 1
                 z = torch.randn(BATCH, LATENT, generator=g)

@@ -7,7 +7,7 @@ import os
 import time
 import warnings
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
@@ -45,7 +45,7 @@ def run_perf(
     data = load_mnist(data_root)
     bench = build_benchmark("split-mnist", data, seed=0)
     report = PerfReport(
-        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        created=datetime.now(UTC).isoformat(timespec="seconds"),
         machine=provenance.machine(),
         versions=provenance.package_versions(),
         code=provenance.code_version(),

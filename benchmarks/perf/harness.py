@@ -44,7 +44,8 @@ class HarnessVsPlain:
     def rows(self) -> list[Row]:
         return [
             Row(
-                f"(a) Naive, one epoch ({self.samples:,} samples, batch {self.batch_size}): harness / plain PyTorch loop",
+                f"(a) Naive, one epoch ({self.samples:,} samples, batch {self.batch_size}):"
+                " harness / plain PyTorch loop",
                 f"{ms(self.harness.median)} / {ms(self.plain.median)} = {self.ratio_harness_plain:.2f}x",
                 f"≤ {targets.HARNESS_RATIO:.2f}x",
                 self.ratio_harness_plain <= targets.HARNESS_RATIO,
@@ -95,7 +96,11 @@ def measure_harness(bench, repeats: int) -> HarnessVsPlain:
         return timed_train(build_strategy("naive", bench, fast_data=fast), experience)
 
     timings = interleaved(
-        {"harness": lambda: harness(True), "plain": lambda: plain_epoch(setup, experience.tensors), "stock_avalanche": lambda: harness(False)},
+        {
+            "harness": lambda: harness(True),
+            "plain": lambda: plain_epoch(setup, experience.tensors),
+            "stock_avalanche": lambda: harness(False),
+        },
         repeats,
     )
     n = len(experience)

@@ -44,7 +44,8 @@ class EpiNetVsReplay:
     def rows(self) -> list[Row]:
         rows = [
             Row(
-                f"(b) training time per experience, EpiNet / reservoir replay (memory {self.memory}, {self.backbone}, batch {self.batch_size})",
+                "(b) training time per experience, EpiNet / reservoir replay"
+                f" (memory {self.memory}, {self.backbone}, batch {self.batch_size})",
                 f"{ms(self.epinet.median)} / {ms(self.replay.median)} = {self.ratio_epinet_replay:.2f}x",
                 f"≤ {targets.EPINET_REPLAY_RATIO:.2f}x",
                 self.ratio_epinet_replay <= targets.EPINET_REPLAY_RATIO,
@@ -53,7 +54,12 @@ class EpiNetVsReplay:
         if self.epinet_paper is not None:
             options = ", ".join(f"{k}={v}" for k, v in (self.epinet_paper_options or {}).items())
             ratio = self.epinet_paper.median / self.replay.median
-            rows.append(Row(f"(b) same, EpiNet with paper.yaml's options ({options}) / replay", f"{ms(self.epinet_paper.median)} / {ms(self.replay.median)} = {ratio:.2f}x"))
+            rows.append(
+                Row(
+                    f"(b) same, EpiNet with paper.yaml's options ({options}) / replay",
+                    f"{ms(self.epinet_paper.median)} / {ms(self.replay.median)} = {ratio:.2f}x",
+                )
+            )
         return rows
 
     def to_json(self) -> dict[str, Any]:

@@ -89,7 +89,9 @@ def measure_recall(repeats: int, capacities=CAPACITIES, thread_counts=(None,)) -
             torch.set_num_threads(threads)
             by_threads[threads], floors[threads] = {}, {}
             for capacity in capacities:
-                by_threads[threads][capacity], floors[threads][capacity] = _time_recall(engine, queries, now, config.alpha, capacity, calls)
+                by_threads[threads][capacity], floors[threads][capacity] = _time_recall(
+                    engine, queries, now, config.alpha, capacity, calls
+                )
                 gc.collect()  # the memory just timed (up to ~350 MB) goes before the next is built
     finally:
         torch.set_num_threads(own_threads)
@@ -97,7 +99,9 @@ def measure_recall(repeats: int, capacities=CAPACITIES, thread_counts=(None,)) -
     return RecallLatency(BATCH, LATENT, config.top_k, calls, own, by_threads, floors)
 
 
-def _time_recall(engine, queries: torch.Tensor, now: torch.Tensor, alpha: float, capacity: int, calls: int) -> tuple[Timing, Timing]:
+def _time_recall(
+    engine, queries: torch.Tensor, now: torch.Tensor, alpha: float, capacity: int, calls: int
+) -> tuple[Timing, Timing]:
     """(recall, the cosine matmul alone into reused storage: the floor under any exact recall)."""
     memory = random_memory(capacity)
 

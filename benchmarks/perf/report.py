@@ -19,7 +19,11 @@ class Measurement(Protocol):
     def to_json(self) -> dict[str, Any]: ...
 
 
-PAPER_ROW = Row("paper.yaml with --jobs 2 (not run by `perf`; time `make paper`)", "not measured", f"≤ {targets.PAPER_SECONDS / 60:.0f} min")
+PAPER_ROW = Row(
+    "paper.yaml with --jobs 2 (not run by `perf`; time `make paper`)",
+    "not measured",
+    f"≤ {targets.PAPER_SECONDS / 60:.0f} min",
+)
 
 
 @dataclass
@@ -58,7 +62,12 @@ class PerfReport:
             "machine": self.machine,
             "versions": self.versions,
             "code": self.code,
-            "settings": {"repeats": self.repeats, "threads": self.threads, "data_root": self.data_root, "targets": targets.ALL},
+            "settings": {
+                "repeats": self.repeats,
+                "threads": self.threads,
+                "data_root": self.data_root,
+                "targets": targets.ALL,
+            },
             "load_before": self.load_before,
             "load_after": self.load_after,
             "measurements": {m.key: m.to_json() for m in self.measurements},

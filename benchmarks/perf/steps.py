@@ -48,16 +48,22 @@ class BareSteps:
         return [
             Row(
                 "(b) same, bare training steps outside Avalanche (EpiNetModel.observe / a replay step)",
-                f"{self.epinet_ms_per_step:.2f} / {self.replay_ms_per_step:.2f} ms per step = {self.ratio_epinet_replay:.2f}x",
+                f"{self.epinet_ms_per_step:.2f} / {self.replay_ms_per_step:.2f} ms per step"
+                f" = {self.ratio_epinet_replay:.2f}x",
             ),
             Row(
                 "(b) EpiNet step by phase: main fwd + replay fwd + backward + Adam + store (admission, tick)",
                 " + ".join(f"{e[p]:.2f}" for p in EPINET_PHASES) + " ms",
             ),
-            Row("(b) replay step by phase: fwd (256 samples) + backward + Adam", " + ".join(f"{r[p]:.2f}" for p in REPLAY_PHASES) + " ms"),
             Row(
-                "(b) forward + backward per step: EpiNet encoder + decoder (+ recall, no grad), each on 2 x 128; replay's whole classifier on 256",
-                f"{k['epinet_encoder_2x128']:.2f} + {k['epinet_decoder_2x128']:.2f} (+ {k['epinet_recall_2x128']:.2f}) ms vs {k['replay_classifier_256']:.2f} ms",
+                "(b) replay step by phase: fwd (256 samples) + backward + Adam",
+                " + ".join(f"{r[p]:.2f}" for p in REPLAY_PHASES) + " ms",
+            ),
+            Row(
+                "(b) forward + backward per step: EpiNet encoder + decoder (+ recall, no grad), each on 2 x 128;"
+                " replay's whole classifier on 256",
+                f"{k['epinet_encoder_2x128']:.2f} + {k['epinet_decoder_2x128']:.2f}"
+                f" (+ {k['epinet_recall_2x128']:.2f}) ms vs {k['replay_classifier_256']:.2f} ms",
             ),
             Row(
                 "(b) forward multiply-adds per sample (dense layers + recall), EpiNet / replay",

@@ -41,7 +41,10 @@ def sweep_runs(results: Path) -> SweepRuns:
     runs = [json.loads(p.read_text()) for p in sorted(Path(results).glob("runs/**/*.json"))]
 
     def by_run(key):
-        return {f"{r['config']['strategy']}/{r['config']['benchmark']}/seed{r['config']['seed']}": r["metrics"][key] for r in runs}
+        return {
+            f"{r['config']['strategy']}/{r['config']['benchmark']}/seed{r['config']['seed']}": r["metrics"][key]
+            for r in runs
+        }
 
     return SweepRuns(by_run("peak_rss_bytes"), by_run("train_seconds"), by_run("eval_seconds"))
 
@@ -71,12 +74,19 @@ class QuickSweep:
                 f"≤ {targets.QUICK_SECONDS:.0f} s",
                 ok,
             ),
-            Row("(e) peak RSS: largest run / whole sweep process tree", f"{mib(self.runs.peak_rss_bytes_max_run)} / {mib(self.peak_rss_bytes_process_tree)}"),
+            Row(
+                "(e) peak RSS: largest run / whole sweep process tree",
+                f"{mib(self.runs.peak_rss_bytes_max_run)} / {mib(self.peak_rss_bytes_process_tree)}",
+            ),
         ]
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
-        out["runs"] = {"count": self.runs.runs, "peak_rss_bytes_max_run": self.runs.peak_rss_bytes_max_run, **asdict(self.runs)}
+        out["runs"] = {
+            "count": self.runs.runs,
+            "peak_rss_bytes_max_run": self.runs.peak_rss_bytes_max_run,
+            **asdict(self.runs),
+        }
         return out
 
 
@@ -84,7 +94,18 @@ def measure_quick(data_root: str | None, config: Path = QUICK_CONFIG, jobs: int 
     """Run ``epinet-bench sweep <config> --jobs N`` in a subprocess, into a scratch directory."""
     with tempfile.TemporaryDirectory(prefix="epinet-perf-") as scratch:
         results = Path(scratch) / "results"
-        cmd = [sys.executable, "-m", "benchmarks.cli", "sweep", str(config), "--jobs", str(jobs), "--results", str(results), "-q"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "benchmarks.cli",
+            "sweep",
+            str(config),
+            "--jobs",
+            str(jobs),
+            "--results",
+            str(results),
+            "-q",
+        ]
         if data_root:
             cmd += ["--data-root", str(data_root)]
         log_path = Path(scratch) / "sweep.log"

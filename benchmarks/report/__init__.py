@@ -18,11 +18,28 @@ seeds against the reference strategy the sweep declares, per benchmark.
 """
 
 from benchmarks.report.command import report
-from benchmarks.report.pages import README_END, README_START, embedded_table, readme_table, update_readme, write_results_page
+from benchmarks.report.pages import (
+    README_END,
+    README_START,
+    embedded_table,
+    readme_table,
+    update_readme,
+    write_results_page,
+)
 from benchmarks.report.selection import NoData, Runs, load_runs
 from benchmarks.report.stats import human_bytes, welch
 
 __all__ = [
-    "README_END", "README_START", "NoData", "Runs", "embedded_table", "human_bytes", "load_runs",
-    "readme_table", "report", "update_readme", "welch", "write_results_page",
+    "README_END",
+    "README_START",
+    "NoData",
+    "Runs",
+    "embedded_table",
+    "human_bytes",
+    "load_runs",
+    "readme_table",
+    "report",
+    "update_readme",
+    "welch",
+    "write_results_page",
 ]

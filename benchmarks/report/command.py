@@ -21,10 +21,24 @@ from pathlib import Path
 
 from benchmarks.report.builders import ablation_tables, main_table, memory_tables, tuning_table
 from benchmarks.report.pages import update_readme, write_results_page
-from benchmarks.report.selection import NoData, ablations, load_runs, main_runs, memory_series, pooling_notes, reference_of
+from benchmarks.report.selection import (
+    NoData,
+    ablations,
+    load_runs,
+    main_runs,
+    memory_series,
+    pooling_notes,
+    reference_of,
+)
 
 
-def report(results_dir: str | Path = "results", update_readme_path: str | Path | None = None, figures: bool = True, out: Callable = print, log: Callable | None = None) -> int:
+def report(
+    results_dir: str | Path = "results",
+    update_readme_path: str | Path | None = None,
+    figures: bool = True,
+    out: Callable = print,
+    log: Callable | None = None,
+) -> int:
     """Write every table (and figure) the runs allow, and the results page; 0 if a table or
     figure was rendered, 2 otherwise. Problems go to ``log`` (stderr), one line each; written
     files and the main table to ``out``."""
@@ -35,11 +49,21 @@ def report(results_dir: str | Path = "results", update_readme_path: str | Path |
         log(problem)
     frame = runs.frame
     if frame.empty:
-        log(f"epinet-bench report: nothing to report: no readable runs under {root} (run `epinet-bench sweep CONFIG --results {root}` first)")
+        log(
+            f"epinet-bench report: nothing to report: no readable runs under {root}"
+            f" (run `epinet-bench sweep CONFIG --results {root}` first)"
+        )
         return 2
-    out(f"read {len(frame)} runs from {root}: " + ", ".join(f"{n} {role}" for role, n in frame["role"].value_counts().items()))
+    out(
+        f"read {len(frame)} runs from {root}: "
+        + ", ".join(f"{n} {role}" for role, n in frame["role"].value_counts().items())
+    )
     main, adhoc_note = main_runs(frame)
-    for note in ([adhoc_note] if adhoc_note else []) + reference_of(main)[1] + pooling_notes(main, ["strategy", "benchmark"], "main"):
+    for note in (
+        ([adhoc_note] if adhoc_note else [])
+        + reference_of(main)[1]
+        + pooling_notes(main, ["strategy", "benchmark"], "main")
+    ):
         log(note)
 
     def attempt(what: str, build: Callable):
@@ -90,7 +114,10 @@ def report(results_dir: str | Path = "results", update_readme_path: str | Path |
         out(f"{shown.title} ({len(main)} runs, {root}):")
         out(shown.markdown())
     if not rendered:
-        log(f"epinet-bench report: nothing rendered from {root}: its runs have role(s) {', '.join(map(repr, sorted(set(frame['role']))))}")
+        log(
+            f"epinet-bench report: nothing rendered from {root}:"
+            f" its runs have role(s) {', '.join(map(repr, sorted(set(frame['role']))))}"
+        )
     return status
 
 
@@ -106,7 +133,11 @@ def draw_figures(main, frame, figures_dir: Path, attempt: Callable, out: Callabl
         # ablation studies and memory series: one figure each, suffixed where there are several
         def build():
             found = items()
-            return [p for item in found for p in draw(item, figures_dir, f"{base}-{suffix(item)}" if len(found) > 1 else base)]
+            return [
+                p
+                for item in found
+                for p in draw(item, figures_dir, f"{base}-{suffix(item)}" if len(found) > 1 else base)
+            ]
 
         return build
 
@@ -114,7 +145,10 @@ def draw_figures(main, frame, figures_dir: Path, attempt: Callable, out: Callabl
         ("figures/seen_accuracy", lambda: fig.seen_accuracy(main, figures_dir)),
         ("figures/accuracy_matrix", lambda: fig.accuracy_matrices(main, figures_dir, log=log)),
         ("figures/forgetting", lambda: fig.forgetting(main, figures_dir)),
-        ("figures/ablation", several(lambda: ablations(frame), fig.ablation, "ablation", lambda s: f"{s.strategy}-{s.benchmark}")),
+        (
+            "figures/ablation",
+            several(lambda: ablations(frame), fig.ablation, "ablation", lambda s: f"{s.strategy}-{s.benchmark}"),
+        ),
         ("figures/memory", several(lambda: memory_series(frame), fig.memory, "memory", lambda s: s.benchmark)),
     ]
     rendered = []

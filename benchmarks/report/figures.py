@@ -47,7 +47,10 @@ def palette(strategies) -> dict[str, tuple]:
     fixed = dict(zip(STRATEGY_ORDER, (7, 1, 2, 0, 4)))  # naive grey, ewc orange, replay green, epinet blue, joint pink
     spare = [9, 5, 3, 8, 6]  # colours no fixed strategy uses
     others = [s for s in strategy_order(strategies) if s not in fixed]
-    return {**{s: colours[i] for s, i in fixed.items()}, **{s: colours[spare[k % len(spare)]] for k, s in enumerate(others)}}
+    return {
+        **{s: colours[i] for s, i in fixed.items()},
+        **{s: colours[spare[k % len(spare)]] for k, s in enumerate(others)},
+    }
 
 
 def save(fig: Figure, stem: Path) -> list[Path]:
@@ -73,7 +76,18 @@ def seen_accuracy(runs: pd.DataFrame, out_dir: Path) -> list[Path]:
         data = long[long["benchmark"] == bench]
         if not data.empty:
             order = [s for s in strategies if s in set(data["strategy"])]
-            sns.lineplot(data=data, x="experience", y="seen_accuracy", hue="strategy", hue_order=order, palette=colours, errorbar="sd", marker="o", legend=False, ax=ax)
+            sns.lineplot(
+                data=data,
+                x="experience",
+                y="seen_accuracy",
+                hue="strategy",
+                hue_order=order,
+                palette=colours,
+                errorbar="sd",
+                marker="o",
+                legend=False,
+                ax=ax,
+            )
             ax.xaxis.set_major_locator(FixedLocator(sorted(data["experience"].unique())))
         for s in strategies:
             if s in upper:
@@ -81,7 +95,17 @@ def seen_accuracy(runs: pd.DataFrame, out_dir: Path) -> list[Path]:
                 if len(final):
                     ax.axhline(final.mean(), color=colours[s], linestyle="--", linewidth=1.2)
         ax.set(title=bench, xlabel="after training experience", ylabel="accuracy on seen experiences", ylim=(0, 1.02))
-    handles = [Line2D([], [], color=colours[s], marker=None if s in upper else "o", linestyle="--" if s in upper else "-", label=f"{s} (upper bound)" if s in upper else s) for s in strategies]
+    handles = [
+        Line2D(
+            [],
+            [],
+            color=colours[s],
+            marker=None if s in upper else "o",
+            linestyle="--" if s in upper else "-",
+            label=f"{s} (upper bound)" if s in upper else s,
+        )
+        for s in strategies
+    ]
     fig.legend(handles=handles, loc="outside right center", frameon=False)
     return save(fig, out_dir / "seen_accuracy")
 
@@ -94,7 +118,10 @@ def mean_matrices(runs: pd.DataFrame, log: Callable = print) -> dict[tuple[str, 
         shapes = pd.Series([m.shape for m in mats])
         shape = shapes.mode().iloc[0]
         if (shapes != shape).any():
-            log(f"figures/accuracy_matrix: {strategy} on {bench}: left out {int((shapes != shape).sum())} runs whose matrix is not {shape[0]}x{shape[1]}")
+            log(
+                f"figures/accuracy_matrix: {strategy} on {bench}: left out {int((shapes != shape).sum())} runs"
+                f" whose matrix is not {shape[0]}x{shape[1]}"
+            )
         kept = [m for m in mats if m.shape == shape]
         out[bench, strategy] = (np.mean(kept, axis=0), len(kept))
     return out
@@ -116,9 +143,18 @@ def accuracy_matrices(runs: pd.DataFrame, out_dir: Path, log: Callable = print) 
             matrix, seeds = means[bench, s]
             rows, cols = matrix.shape
             sns.heatmap(
-                matrix, ax=ax, vmin=0, vmax=1, cmap=CMAP, cbar=False, square=True, annot=True, fmt=".2f",
+                matrix,
+                ax=ax,
+                vmin=0,
+                vmax=1,
+                cmap=CMAP,
+                cbar=False,
+                square=True,
+                annot=True,
+                fmt=".2f",
                 annot_kws={"size": 6 if cols > 6 else 8},
-                xticklabels=list(range(1, cols + 1)), yticklabels=["all"] if rows == 1 and cols > 1 else list(range(1, rows + 1)),
+                xticklabels=list(range(1, cols + 1)),
+                yticklabels=["all"] if rows == 1 and cols > 1 else list(range(1, rows + 1)),
             )
             ax.set(title=f"{s} (n={seeds})", xlabel="tested on experience")
             ax.tick_params(axis="y", rotation=0)
@@ -141,9 +177,28 @@ def forgetting(runs: pd.DataFrame, out_dir: Path) -> list[Path]:
     benchmarks = benchmark_order(data["benchmark"])
     fig = Figure(figsize=(1.2 + 0.5 * len(strategies) * len(benchmarks) + 1.5, 3.6), layout="constrained")
     ax = fig.subplots()
-    sns.barplot(data=data, x="benchmark", y="average_forgetting", hue="strategy", order=benchmarks, hue_order=strategies, palette=palette(strategies), errorbar="sd", capsize=0.15, err_kws={"linewidth": 1}, ax=ax)
-    ax.set(xlabel="", ylabel="average forgetting (lower is better)", ylim=(0, max(1.0, float(data["average_forgetting"].max()) + 0.05)))
-    ax.set_title("Average forgetting, mean ± sd over seeds" + (f" ({', '.join(sorted(upper))}: not defined)" if upper else ""), fontsize=10)
+    sns.barplot(
+        data=data,
+        x="benchmark",
+        y="average_forgetting",
+        hue="strategy",
+        order=benchmarks,
+        hue_order=strategies,
+        palette=palette(strategies),
+        errorbar="sd",
+        capsize=0.15,
+        err_kws={"linewidth": 1},
+        ax=ax,
+    )
+    ax.set(
+        xlabel="",
+        ylabel="average forgetting (lower is better)",
+        ylim=(0, max(1.0, float(data["average_forgetting"].max()) + 0.05)),
+    )
+    ax.set_title(
+        "Average forgetting, mean ± sd over seeds" + (f" ({', '.join(sorted(upper))}: not defined)" if upper else ""),
+        fontsize=10,
+    )
     sns.move_legend(ax, "upper left", bbox_to_anchor=(1.0, 1.0), frameon=False, title=None)
     return save(fig, out_dir / "forgetting")
 
@@ -159,7 +214,20 @@ def ablation(study: Ablation, out_dir: Path, stem: str = "ablation") -> list[Pat
     colours = {label: (colour if label == FULL_LABEL else (0.62, 0.62, 0.62)) for label in labels}
     fig = Figure(figsize=(1.5 + 0.75 * len(labels), 3.8), layout="constrained")
     ax = fig.subplots()
-    sns.barplot(data=data, x="label", y="final_accuracy", hue="label", order=labels, hue_order=labels, palette=colours, errorbar="sd", capsize=0.2, err_kws={"linewidth": 1}, legend=False, ax=ax)
+    sns.barplot(
+        data=data,
+        x="label",
+        y="final_accuracy",
+        hue="label",
+        order=labels,
+        hue_order=labels,
+        palette=colours,
+        errorbar="sd",
+        capsize=0.2,
+        err_kws={"linewidth": 1},
+        legend=False,
+        ax=ax,
+    )
     if not full.empty:
         ax.axhline(full["final_accuracy"].mean(), color=colour, linestyle="--", linewidth=1)
     ax.set(xlabel="", ylabel="final accuracy", ylim=(0, 1.02))
@@ -179,7 +247,17 @@ def memory(series: MemorySeries, out_dir: Path, stem: str = "memory") -> list[Pa
     data = runs.assign(memory=runs["memory"].astype(float))
     fig = Figure(figsize=(5.6, 3.8), layout="constrained")
     ax = fig.subplots()
-    sns.lineplot(data=data, x="memory", y="final_accuracy", hue="strategy", hue_order=strategies, palette=palette(strategies), errorbar="sd", marker="o", ax=ax)
+    sns.lineplot(
+        data=data,
+        x="memory",
+        y="final_accuracy",
+        hue="strategy",
+        hue_order=strategies,
+        palette=palette(strategies),
+        errorbar="sd",
+        marker="o",
+        ax=ax,
+    )
     ax.set_xscale("log")
     sizes = sorted(data["memory"].dropna().unique())
     ax.xaxis.set_major_locator(FixedLocator(sizes))

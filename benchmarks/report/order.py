@@ -7,7 +7,15 @@ import pandas as pd
 
 STRATEGY_ORDER = ("naive", "ewc", "replay", "epinet", "joint")
 BENCHMARK_ORDER = ("split-mnist", "split-mnist-task", "permuted-mnist")
-ABLATION_ORDER = ("no-recall", "no-decay", "random-salience", "one-expert", "no-reencode", "no-class-balance", "class-balanced")
+ABLATION_ORDER = (
+    "no-recall",
+    "no-decay",
+    "random-salience",
+    "one-expert",
+    "no-reencode",
+    "no-class-balance",
+    "class-balanced",
+)
 # How prose names a strategy (its registry name otherwise), and how it describes a reference.
 NAMES = {"epinet": "EpiNet", "ewc": "EWC"}
 DESCRIPTIONS = {"replay": "reservoir replay (replay)"}

@@ -93,7 +93,10 @@ def _tuning_md(root: Path, frame: pd.DataFrame, tables: list[Table], log: Callab
         except ValueError as err:
             log(f"results page: tuning runs under {sub}: {err}")
             continue
-        parts.append(f"From the runs under `{sub.name}/` (whose own report writes `{sub.name}/tables/tuning.{{md,csv}}`):\n\n{table.markdown()}")
+        parts.append(
+            f"From the runs under `{sub.name}/` (whose own report writes `{sub.name}/tables/tuning.{{md,csv}}`):"
+            f"\n\n{table.markdown()}"
+        )
     return "\n\n".join(parts) or "No tuning runs (role: tuning) here or in a folder below."
 
 
@@ -105,16 +108,28 @@ def _figures_md(figures_dir: Path) -> str:
     for png in pngs:
         what = next((text for prefix, text in FIGURES.items() if png.stem.startswith(prefix)), png.stem)
         pdf = png.with_suffix(".pdf")
-        lines.append((what, f"- {what}: [`{png.stem}.png`](figures/{png.name})" + (f" ([PDF](figures/{pdf.name}))" if pdf.exists() else "")))
+        lines.append(
+            (
+                what,
+                f"- {what}: [`{png.stem}.png`](figures/{png.name})"
+                + (f" ([PDF](figures/{pdf.name}))" if pdf.exists() else ""),
+            )
+        )
     return "\n".join(line for _, line in sorted(lines))  # (a) to (e), then any other
 
 
 def _versions_md(root: Path, frame: pd.DataFrame) -> str:
-    lines = [f"- {role}: {code_versions(group).removeprefix('Code version(s): ')}" for role, group in frame.groupby("role", sort=True)]
+    lines = [
+        f"- {role}: {code_versions(group).removeprefix('Code version(s): ')}"
+        for role, group in frame.groupby("role", sort=True)
+    ]
     for sub in nested_results(root):
         for role, group in load_runs(sub).frame.groupby("role", sort=True):
             lines.append(f"- {role} (`{sub.name}/`): {code_versions(group).removeprefix('Code version(s): ')}")
-    return "Which commit of this harness produced the runs (`git_commit` of each run JSON; `+dirty`: uncommitted changes), per role:\n\n" + "\n".join(lines)
+    return (
+        "Which commit of this harness produced the runs (`git_commit` of each run JSON;"
+        " `+dirty`: uncommitted changes), per role:\n\n" + "\n".join(lines)
+    )
 
 
 def write_results_page(root: Path, frame: pd.DataFrame, tables: list[Table], log: Callable) -> Path:
@@ -125,12 +140,18 @@ def write_results_page(root: Path, frame: pd.DataFrame, tables: list[Table], log
     perf = root / "perf.md"
     blocks = {
         "main-table": _tables_md([t for t in tables if t.name == "main"], "No main-role runs."),
-        "ablation-table": _tables_md([t for t in tables if t.name.startswith("ablation")], "No ablation runs (role: ablation)."),
-        "memory-table": _tables_md([t for t in tables if t.name.startswith("memory")], "No memory runs (role: memory)."),
+        "ablation-table": _tables_md(
+            [t for t in tables if t.name.startswith("ablation")], "No ablation runs (role: ablation)."
+        ),
+        "memory-table": _tables_md(
+            [t for t in tables if t.name.startswith("memory")], "No memory runs (role: memory)."
+        ),
         "tuning-table": _tuning_md(root, frame, tables, log),
         "figures": _figures_md(root / "figures"),
         "code-versions": _versions_md(root, frame),
-        "perf-table": perf.read_text() if perf.exists() else "No `perf.md` here (`epinet-bench perf --out DIR` writes it).",
+        "perf-table": perf.read_text()
+        if perf.exists()
+        else "No `perf.md` here (`epinet-bench perf --out DIR` writes it).",
     }
     for block, text in blocks.items():
         try:

@@ -55,7 +55,9 @@ def load_runs(results_dir: str | Path) -> Runs:
             if missing:
                 problems.append(f"skipped {path}: its config names no {' or '.join(missing)}")
             elif len(matrix) > len(matrix[0]):
-                problems.append(f"skipped {path}: accuracy matrix has {len(matrix)} rows for {len(matrix[0])} experiences")
+                problems.append(
+                    f"skipped {path}: accuracy matrix has {len(matrix)} rows for {len(matrix[0])} experiences"
+                )
             else:
                 if "role" not in config:  # stored before roles were recorded: see the module's note
                     config.update(role=None, reference=LEGACY_REFERENCE)
@@ -68,7 +70,9 @@ def load_runs(results_dir: str | Path) -> Runs:
     frame["experiment"] = frame["experiment"].fillna("adhoc")
     frame["variant"] = frame["variant"].fillna("default")
     undeclared = frame["role"].isna()
-    frame.loc[undeclared, "role"] = ["adhoc" if e == "adhoc" else role_named_like(e) for e in frame.loc[undeclared, "experiment"]]
+    frame.loc[undeclared, "role"] = [
+        "adhoc" if e == "adhoc" else role_named_like(e) for e in frame.loc[undeclared, "experiment"]
+    ]
     return Runs(frame, problems, files)
 
 
@@ -103,7 +107,11 @@ def reference_of(runs: pd.DataFrame) -> tuple[str | None, list[str]]:
     counts = runs["reference"].dropna().value_counts()
     if counts.empty:
         return None, []
-    notes = [f"main: runs declare references {', '.join(counts.index)}; testing against {counts.index[0]}"] if len(counts) > 1 else []
+    notes = (
+        [f"main: runs declare references {', '.join(counts.index)}; testing against {counts.index[0]}"]
+        if len(counts) > 1
+        else []
+    )
     return counts.index[0], notes
 
 
@@ -132,7 +140,10 @@ def ablations(frame: pd.DataFrame) -> list[Ablation]:
             for variant, group in variants.groupby("variant"):
                 for key in ("memory", "epochs", "backbone"):
                     if not full.empty and set(group[key].dropna()) != set(full[key].dropna()):
-                        notes.append(f"ablation: variant {variant} has {key} {sorted(set(group[key].dropna()))}, full has {sorted(set(full[key].dropna()))}")
+                        notes.append(
+                            f"ablation: variant {variant} has {key} {sorted(set(group[key].dropna()))},"
+                            f" full has {sorted(set(full[key].dropna()))}"
+                        )
             studies.append(Ablation(strategy, bench, full, variants, notes))
     return studies
 
@@ -152,11 +163,18 @@ def memory_series(frame: pd.DataFrame) -> list[MemorySeries]:
     series = []
     for bench in benchmark_order(mem["benchmark"]):
         here = mem[mem["benchmark"] == bench]
-        main = frame[(frame["role"] == "main") & (frame["benchmark"] == bench) & frame["strategy"].isin(set(here["strategy"]))]
+        main = frame[
+            (frame["role"] == "main") & (frame["benchmark"] == bench) & frame["strategy"].isin(set(here["strategy"]))
+        ]
         # the main runs supply each strategy's default budget unless the memory runs ran it too
-        own = np.array([m not in set(here.loc[here["strategy"] == s, "memory"]) for s, m in zip(main["strategy"], main["memory"])], dtype=bool)
+        own = np.array(
+            [m not in set(here.loc[here["strategy"] == s, "memory"]) for s, m in zip(main["strategy"], main["memory"])],
+            dtype=bool,
+        )
         main = main.loc[own]
-        series.append(MemorySeries(bench, pd.concat([here, main], ignore_index=True), set(main["memory"].dropna().astype(int))))
+        series.append(
+            MemorySeries(bench, pd.concat([here, main], ignore_index=True), set(main["memory"].dropna().astype(int)))
+        )
     return series
 
 
@@ -179,6 +197,8 @@ def pooling_notes(runs: pd.DataFrame, keys: list[str], what: str) -> list[str]:
         if len(hashes) > 1:
             notes.append(f"{what}: {label} pools {len(hashes)} different configurations ({', '.join(hashes)})")
         if group["seed"].duplicated().any():
-            notes.append(f"{what}: {label} has seed(s) {sorted(set(group.loc[group['seed'].duplicated(), 'seed']))} more than once")
+            notes.append(
+                f"{what}: {label} has seed(s) {sorted(set(group.loc[group['seed'].duplicated(), 'seed']))}"
+                " more than once"
+            )
     return notes
-

@@ -79,6 +79,8 @@ def code_versions(runs: pd.DataFrame) -> str:
     if runs.empty:
         return "Code version(s): none (no runs)."
     dirty = runs["git_dirty"].map(lambda d: None if pd.isna(d) else bool(d))
-    versions = pd.Series([short_version(c if isinstance(c, str) else None, d) for c, d in zip(runs["git_commit"], dirty)], dtype=object)
+    versions = pd.Series(
+        [short_version(c if isinstance(c, str) else None, d) for c, d in zip(runs["git_commit"], dirty)], dtype=object
+    )
     counts = sorted(versions.value_counts().items(), key=lambda kv: (-kv[1], kv[0]))
     return "Code version(s): " + ", ".join(f"{v} ({n} run{'s' if n != 1 else ''})" for v, n in counts) + "."

@@ -15,8 +15,21 @@ from benchmarks.report.stats import Stat
 
 DASH = {"md": "—", "tex": "--"}
 TEX = {
-    "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
-    "~": r"\textasciitilde{}", "^": r"\^{}", "—": "--", "±": r"$\pm$", "≥": r"$\geq$", "≤": r"$\leq$", "Δ": r"$\Delta$",
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\^{}",
+    "—": "--",
+    "±": r"$\pm$",
+    "≥": r"$\geq$",
+    "≤": r"$\leq$",
+    "Δ": r"$\Delta$",
 }
 # The Markdown a note may use: **bold**, escaped significance stars (\*, \*\*), `code`, 10^6.
 NOTE_MARKUP = re.compile(r"\*\*(?P<bold>.+?)\*\*|(?P<stars>(?:\\\*)+)|`(?P<code>[^`]*)`|(?P<base>\d+)\^(?P<power>\d+)")
@@ -48,7 +61,12 @@ def cell(value, fmt: str) -> str:
     if isinstance(value, Stat):
         if not math.isfinite(value.mean):
             return DASH[fmt]
-        text = mean_std(value.mean, value.std if value.n >= 2 else None, pm=" $\\pm$ " if fmt == "tex" else " ± ", signed=value.signed)
+        text = mean_std(
+            value.mean,
+            value.std if value.n >= 2 else None,
+            pm=" $\\pm$ " if fmt == "tex" else " ± ",
+            signed=value.signed,
+        )
         if fmt == "tex" and value.signed:
             text = f"${text}$"
         if value.bold:

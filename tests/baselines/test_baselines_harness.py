@@ -10,8 +10,8 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from baselines.loaders import TensorBatches, TensorReplayBatches
 from baselines.registry import get_strategy
-from baselines.tensor_plugins import ReservoirReplayPlugin
 from baselines.setup import StrategySetup
+from baselines.tensor_plugins import ReservoirReplayPlugin
 from benchmarks.streams import build_benchmark
 
 # ----------------------------------------------------------------------------- TensorBatches

@@ -27,7 +27,9 @@ def test_options_keep_the_config_bounds():
 
 
 def test_unknown_option_is_rejected_with_the_known_names():
-    with pytest.raises(ValueError, match=r"unknown option 'topk' for strategy 'epinet'; known: alpha, beta, class_balanced, clock, "):
+    with pytest.raises(
+        ValueError, match=r"unknown option 'topk' for strategy 'epinet'; known: alpha, beta, class_balanced, clock, "
+    ):
         get_strategy("epinet").validate_options({"topk": 3}, memory=10)
     with pytest.raises(pydantic.ValidationError, match="Extra inputs are not permitted"):
         EpiNetOptions.model_validate({"topk": 3})  # the model alone is strict too

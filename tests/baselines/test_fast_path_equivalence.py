@@ -89,8 +89,8 @@ class BatchRecorder(SupervisedPlugin):
 def test_replay_paths_give_identical_batches(data_root):
     """Step by step, the fast replay loader yields exactly the stock ReplayDataLoader's batches."""
     from baselines.registry import get_strategy
-    from baselines.tensor_plugins import ReservoirReplayPlugin
     from baselines.setup import StrategySetup
+    from baselines.tensor_plugins import ReservoirReplayPlugin
     from benchmarks.data import load_mnist
     from benchmarks.runner import seed_everything
     from benchmarks.streams import build_benchmark
@@ -101,7 +101,9 @@ def test_replay_paths_give_identical_batches(data_root):
     for fast in (True, False):
         seed_everything(3)
         recorder = BatchRecorder()
-        setup = StrategySetup(n_classes=10, memory=40, batch_size=16, eval_batch_size=50, fast_data=fast, plugins=[recorder])
+        setup = StrategySetup(
+            n_classes=10, memory=40, batch_size=16, eval_batch_size=50, fast_data=fast, plugins=[recorder]
+        )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             strategy = get_strategy("replay").build(setup, None)

@@ -58,7 +58,7 @@ def test_registered_strategy_runs_through_the_cli(tiny_strategy, run_argv, synth
     options = ["--option", "width=3", "--memory", "7", "--n-experiences", "2", "--batch-size", "32"]
     code = main(run_argv(synthetic_root, results, *options, strategy="test-tiny"))
     assert code == 0, capsys.readouterr().err
-    (setup, options), = tiny_strategy
+    ((setup, options),) = tiny_strategy
     assert options.width == 3 and setup.memory == 7 and setup.batch_size == 32
     (path,) = results.rglob("seed0.json")
     result = read_result(path)
@@ -100,7 +100,9 @@ def test_plain_basemodel_options_are_strict_too(tiny_strategy):
     register_strategy("test-loose", options=LooseOptions)(lambda setup, options: None)
     try:
         spec = get_strategy("test-loose")
-        with pytest.raises(ValueError, match=r"unknown option 'temprature' for strategy 'test-loose'; known: temperature"):
+        with pytest.raises(
+            ValueError, match=r"unknown option 'temprature' for strategy 'test-loose'; known: temperature"
+        ):
             spec.validate_options({"temprature": 1.5}, memory=10)
         assert spec.validate_options({"temperature": 1.5}, memory=10).temperature == 1.5
     finally:
@@ -125,6 +127,7 @@ def test_strategy_from_another_installed_package_runs_end_to_end(tmp_path, synth
     code_root = Path(benchmarks.__file__).resolve().parents[1]  # the checkout under test, as in this process
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(code_root)]), "OMP_NUM_THREADS": "1"}
     env.pop("EPINET_DATA_ROOT", None)
+
     def cli(*extra):
         return subprocess.run(
             [str(script), "run", "--benchmark", "split-mnist", "--strategy", "lwf", "--data-root", str(synthetic_root),

@@ -62,16 +62,29 @@ def sweep_file(tmp_path, strategies="[naive]", extra="") -> Path:
 @pytest.mark.parametrize(
     "extra, expected",
     [
-        ("strategy_options: {replayy: {x: 1}}", "key 'replayy' names no known strategy; known: epinet, ewc, joint, naive, replay"),
-        ("strategy_options: {ewc@split-mnsit: {ewc_lambda: 1}}", "key 'ewc@split-mnsit' names no known benchmark; known: split-mnist, split-mnist-task, permuted-mnist"),
-        ("strategy_options: {ewc: {ewc_lamda: 1}}", "unknown option 'ewc_lamda' for strategy 'ewc'; known: decay_factor, ewc_lambda, mode"),
+        (
+            "strategy_options: {replayy: {x: 1}}",
+            "key 'replayy' names no known strategy; known: epinet, ewc, joint, naive, replay",
+        ),
+        (
+            "strategy_options: {ewc@split-mnsit: {ewc_lambda: 1}}",
+            "key 'ewc@split-mnsit' names no known benchmark; known: split-mnist, split-mnist-task, permuted-mnist",
+        ),
+        (
+            "strategy_options: {ewc: {ewc_lamda: 1}}",
+            "unknown option 'ewc_lamda' for strategy 'ewc'; known: decay_factor, ewc_lambda, mode",
+        ),
     ],
     ids=["unknown-strategy-key", "unknown-benchmark-key", "unknown-option"],
 )
 def test_sweep_strategy_options_must_name_known_things(extra, expected, tmp_path, synthetic_root, capsys, unchanged):
     path = sweep_file(tmp_path, strategies="[naive, ewc]", extra=extra)
     unchanged()
-    one_line_error(capsys, ["sweep", str(path), "--data-root", str(synthetic_root), "--results", str(tmp_path / "res"), "-q"], expected)
+    one_line_error(
+        capsys,
+        ["sweep", str(path), "--data-root", str(synthetic_root), "--results", str(tmp_path / "res"), "-q"],
+        expected,
+    )
 
 
 def test_sweep_given_a_directory(tmp_path, capsys, unchanged):
@@ -82,18 +95,32 @@ def test_sweep_given_a_directory(tmp_path, capsys, unchanged):
 @pytest.mark.parametrize("field", ["strategies", "benchmarks"])
 def test_empty_grid_is_an_error(field, tmp_path, synthetic_root, capsys, unchanged):
     text = SWEEP.format(strategies="[naive]", extra="")
-    text = text.replace("strategies: [naive]", "strategies: []") if field == "strategies" else text.replace("benchmarks: [split-mnist]", "benchmarks: []")
+    text = (
+        text.replace("strategies: [naive]", "strategies: []")
+        if field == "strategies"
+        else text.replace("benchmarks: [split-mnist]", "benchmarks: []")
+    )
     (tmp_path / "sweep.yaml").write_text(text)
     unchanged()
-    one_line_error(capsys, ["sweep", str(tmp_path / "sweep.yaml"), "--data-root", str(synthetic_root), "--results", str(tmp_path / "res"), "-q"],
+    one_line_error(capsys, ["sweep", str(tmp_path / "sweep.yaml"), "--data-root", str(synthetic_root),
+                            "--results", str(tmp_path / "res"), "-q"],
                    f"experiments.0.{field}: List should have at least 1 item")  # fmt: skip
+
+
+def test_experiences_that_cannot_split_the_classes_are_refused_by_the_config():
+    from benchmarks.config import ConfigError, make_run_config
+
+    with pytest.raises(ConfigError, match=r"split-mnist-task splits 10 classes: n_experiences must divide 10 \(got 3\)"):
+        make_run_config(benchmark="split-mnist-task", strategy="naive", n_experiences=3)
+    assert make_run_config(benchmark="permuted-mnist", strategy="naive", n_experiences=3).n_experiences == 3
 
 
 def test_huge_memory_is_refused_before_allocating(tmp_path, synthetic_root, capsys, unchanged):
     unchanged()
     one_line_error(
         capsys,
-        ["run", "--benchmark", "split-mnist", "--strategy", "replay", "--memory", "1000000000", "--data-root", str(synthetic_root), "--results", str(tmp_path / "res")],
+        ["run", "--benchmark", "split-mnist", "--strategy", "replay", "--memory", "1000000000",
+         "--data-root", str(synthetic_root), "--results", str(tmp_path / "res")],
         "memory 1000000000 for replay would allocate 3.2 TB", "lower --memory",
     )  # fmt: skip
     assert not (tmp_path / "res").exists() or not any((tmp_path / "res").iterdir())
@@ -122,7 +149,8 @@ def test_label_out_of_range_names_file_and_value(make_data_root, tmp_path, capsy
     (root / "MNIST" / "SHA256SUMS").write_text("\n".join(lines) + "\n")  # checksums match the bad file
     one_line_error(
         capsys,
-        ["run", "--benchmark", "permuted-mnist", "--strategy", "naive", "--data-root", str(root), "--results", str(tmp_path / "res"), "-q"],
+        ["run", "--benchmark", "permuted-mnist", "--strategy", "naive", "--data-root", str(root),
+         "--results", str(tmp_path / "res"), "-q"],
         f"{labels_path}: label 12 at index 7 is out of range 0-9 (1 such labels)",
     )  # fmt: skip
 
@@ -154,7 +182,10 @@ def test_mistyped_data_root_creates_nothing(tmp_path, capsys, monkeypatch):
 @pytest.mark.parametrize(
     "argv, expected",
     [
-        (["run", "--benchmark", "split-mnist", "--strategy", "naive", "--lr", "abc"], "lr: Input should be a valid number"),
+        (
+            ["run", "--benchmark", "split-mnist", "--strategy", "naive", "--lr", "abc"],
+            "lr: Input should be a valid number",
+        ),
         (["run", "--benchmark", "split-mnist"], "the following arguments are required: --strategy"),
         (["run", "--bench", "split-mnist", "--strategy", "naive"], "the following arguments are required: --benchmark"),
         (["sweep", "x.yaml", "--jobs", "two"], "argument --jobs: invalid int value: 'two'"),
@@ -176,7 +207,8 @@ def test_bad_input_is_answered_without_importing_torch(tmp_path):
     code = (
         "import sys\n"
         "from benchmarks.cli import main\n"
-        f"rc = main(['run', '--benchmark', 'split-mnist', '--strategy', 'replayy', '--results', {str(tmp_path / 'res')!r}])\n"
+        "rc = main(['run', '--benchmark', 'split-mnist', '--strategy', 'replayy',"
+        f" '--results', {str(tmp_path / 'res')!r}])\n"
         "assert rc == 2, rc\n"
         f"rc = main(['sweep', {str(tmp_path)!r}])\n"
         "assert rc == 2, rc\n"

@@ -12,7 +12,12 @@ from benchmarks.cli import main
 @pytest.fixture
 def no_work(forbid):
     """Loading data, training or sweeping fails the test: errors must come first."""
-    for module, name in ((benchmarks.data, "load_mnist"), (benchmarks.runner, "run"), (benchmarks.runner, "run_and_store"), (benchmarks.sweep, "sweep")):
+    for module, name in (
+        (benchmarks.data, "load_mnist"),
+        (benchmarks.runner, "run"),
+        (benchmarks.runner, "run_and_store"),
+        (benchmarks.sweep, "sweep"),
+    ):
         forbid(module, name, "work started before the input was rejected")
 
 
@@ -38,16 +43,35 @@ def run_args(run_argv, synthetic_root, tmp_path):
 
 
 def test_unknown_benchmark(no_work, run_args, capsys):
-    fails_with(capsys, run_args(benchmark="rotated-mnist"), "benchmark: unknown benchmark 'rotated-mnist'; known: split-mnist, split-mnist-task, permuted-mnist")
+    fails_with(
+        capsys,
+        run_args(benchmark="rotated-mnist"),
+        "benchmark: unknown benchmark 'rotated-mnist'; known: split-mnist, split-mnist-task, permuted-mnist",
+    )
 
 
 def test_unknown_strategy_lists_known(no_work, run_args, capsys):
-    fails_with(capsys, run_args(strategy="lwf"), "strategy: unknown strategy 'lwf'; known: ", "epinet", "ewc", "joint", "naive", "replay")
+    fails_with(
+        capsys,
+        run_args(strategy="lwf"),
+        "strategy: unknown strategy 'lwf'; known: ",
+        "epinet",
+        "ewc",
+        "joint",
+        "naive",
+        "replay",
+    )
 
 
 @pytest.mark.parametrize(
     "flag, key",
-    [("--memory", "memory"), ("--epochs", "epochs"), ("--batch-size", "batch_size"), ("--eval-batch-size", "eval_batch_size"), ("--train-per-experience", "train_per_experience")],
+    [
+        ("--memory", "memory"),
+        ("--epochs", "epochs"),
+        ("--batch-size", "batch_size"),
+        ("--eval-batch-size", "eval_batch_size"),
+        ("--train-per-experience", "train_per_experience"),
+    ],
 )
 @pytest.mark.parametrize("value", ["0", "-3"])
 def test_non_positive_sizes(no_work, run_args, capsys, flag, key, value):
@@ -60,20 +84,38 @@ def test_unknown_optimizer_and_backbone(no_work, run_args, capsys):
 
 
 def test_top_k_larger_than_capacity(no_work, run_args, capsys):
-    fails_with(capsys, run_args("--option", "top_k=600", "--memory", "500", strategy="epinet"), "strategy_options for 'epinet'", "top_k (k=600) must not exceed capacity (500)")
+    fails_with(
+        capsys,
+        run_args("--option", "top_k=600", "--memory", "500", strategy="epinet"),
+        "strategy_options for 'epinet'",
+        "top_k (k=600) must not exceed capacity (500)",
+    )
 
 
 def test_capacity_is_not_a_strategy_option(no_work, run_args, capsys):
-    fails_with(capsys, run_args("--option", "capacity=10", strategy="epinet"), "set `memory`, not strategy_options.capacity")
+    fails_with(
+        capsys, run_args("--option", "capacity=10", strategy="epinet"), "set `memory`, not strategy_options.capacity"
+    )
 
 
 @pytest.mark.parametrize("strategy", ["naive", "ewc", "epinet"])
 def test_unknown_strategy_option(no_work, run_args, capsys, strategy):
-    fails_with(capsys, run_args("--option", "ewc_lamda=10", strategy=strategy), f"strategy_options for '{strategy}'", "ewc_lamda")
+    fails_with(
+        capsys,
+        run_args("--option", "ewc_lamda=10", strategy=strategy),
+        f"strategy_options for '{strategy}'",
+        "ewc_lamda",
+    )
 
 
 def test_bad_option_value(no_work, run_args, capsys):
-    fails_with(capsys, run_args("--option", "ewc_lambda=-1", strategy="ewc"), "strategy_options for 'ewc'", "ewc_lambda", "greater than 0")
+    fails_with(
+        capsys,
+        run_args("--option", "ewc_lambda=-1", strategy="ewc"),
+        "strategy_options for 'ewc'",
+        "ewc_lambda",
+        "greater than 0",
+    )
 
 
 def test_option_without_value(no_work, run_args, capsys):
@@ -88,7 +130,11 @@ def test_unwritable_results_directory(no_work, run_argv, synthetic_root, tmp_pat
     fails_with(capsys, argv, f"results directory {results} is not writable")
     sweep_yaml = tmp_path / "ok.yaml"
     sweep_yaml.write_text(VALID_SWEEP)
-    fails_with(capsys, ["sweep", str(sweep_yaml), "--data-root", str(synthetic_root), "--results", str(results), "-q"], f"results directory {results} is not writable")
+    fails_with(
+        capsys,
+        ["sweep", str(sweep_yaml), "--data-root", str(synthetic_root), "--results", str(results), "-q"],
+        f"results directory {results} is not writable",
+    )
 
 
 VALID_SWEEP = """\
@@ -106,7 +152,11 @@ def sweep_with(synthetic_root, tmp_path, capsys):
     def check(text, *expected, extra=()):
         path = tmp_path / "sweep.yaml"
         path.write_text(text)
-        return fails_with(capsys, ["sweep", str(path), "--data-root", str(synthetic_root), "--results", str(tmp_path / "res"), "-q", *extra], *expected)
+        return fails_with(
+            capsys,
+            ["sweep", str(path), "--data-root", str(synthetic_root), "--results", str(tmp_path / "res"), "-q", *extra],
+            *expected,
+        )
 
     return check
 
@@ -117,7 +167,9 @@ def test_sweep_yaml_syntax_error(no_work, sweep_with, tmp_path):
 
 
 def test_sweep_yaml_unknown_key_is_named(no_work, sweep_with):
-    sweep_with(VALID_SWEEP.replace("strategies:", "stratgies:"), "experiments.0.stratgies: Extra inputs are not permitted")
+    sweep_with(
+        VALID_SWEEP.replace("strategies:", "stratgies:"), "experiments.0.stratgies: Extra inputs are not permitted"
+    )
 
 
 def test_sweep_yaml_unknown_top_level_key(no_work, sweep_with):
@@ -125,7 +177,10 @@ def test_sweep_yaml_unknown_top_level_key(no_work, sweep_with):
 
 
 def test_sweep_yaml_invalid_run_field_names_experiment(no_work, sweep_with):
-    sweep_with(VALID_SWEEP.replace("seeds: [0]", "seeds: [0]\ndefaults: {memory: 0}"), "tiny: experiment 'main', variant 'default': memory: Input should be greater than 0")
+    sweep_with(
+        VALID_SWEEP.replace("seeds: [0]", "seeds: [0]\ndefaults: {memory: 0}"),
+        "tiny: experiment 'main', variant 'default': memory: Input should be greater than 0",
+    )
 
 
 def test_sweep_yaml_unknown_strategy(no_work, sweep_with):
@@ -137,7 +192,9 @@ def test_sweep_yaml_not_a_mapping(no_work, sweep_with):
 
 
 def test_sweep_missing_config_file(no_work, tmp_path, capsys):
-    fails_with(capsys, ["sweep", str(tmp_path / "nope.yaml"), "-q"], f"sweep config {tmp_path / 'nope.yaml'} does not exist")
+    fails_with(
+        capsys, ["sweep", str(tmp_path / "nope.yaml"), "-q"], f"sweep config {tmp_path / 'nope.yaml'} does not exist"
+    )
 
 
 def test_sweep_jobs_must_be_positive(no_work, sweep_with):

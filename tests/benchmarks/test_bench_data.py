@@ -9,7 +9,17 @@ import torch
 import benchmarks.data as data
 import benchmarks.runner
 from benchmarks.cli import main
-from benchmarks.data import ENV_VAR, FILES, DataError, load_mnist, raw_dir, read_idx, resolve_root, verify_files, write_idx
+from benchmarks.data import (
+    ENV_VAR,
+    FILES,
+    DataError,
+    load_mnist,
+    raw_dir,
+    read_idx,
+    resolve_root,
+    verify_files,
+    write_idx,
+)
 
 FOUR_FILES = list(FILES.values())
 
@@ -36,7 +46,9 @@ def test_read_idx_rejects_truncated_file(tmp_path):
     path = tmp_path / "train-images-idx3-ubyte"
     write_idx(path, np.zeros((5, 28, 28), dtype=np.uint8))
     path.write_bytes(path.read_bytes()[:-10])
-    with pytest.raises(DataError, match=r"train-images-idx3-ubyte holds 3926 bytes but its header \(5, 28, 28\) needs 3936: truncated"):
+    with pytest.raises(
+        DataError, match=r"train-images-idx3-ubyte holds 3926 bytes but its header \(5, 28, 28\) needs 3936: truncated"
+    ):
         read_idx(path)
     path.write_bytes(path.read_bytes()[:9])  # cut inside the header
     with pytest.raises(DataError, match="train-images-idx3-ubyte is truncated: its header is incomplete"):
@@ -80,7 +92,10 @@ def test_corrupt_file_named_with_sha_mismatch(make_data_root, tmp_path):
 def test_truncated_file_against_canonical_sizes(make_data_root, tmp_path):
     """A root without SHA256SUMS is checked against the canonical release: the size check fires first."""
     root = make_data_root(tmp_path / "root", sums=False)
-    with pytest.raises(DataError, match=r"train-images-idx3-ubyte is 235216 bytes, expected 47040016: the file is truncated or not MNIST"):
+    with pytest.raises(
+        DataError,
+        match=r"train-images-idx3-ubyte is 235216 bytes, expected 47040016: the file is truncated or not MNIST",
+    ):
         verify_files(root)
 
 

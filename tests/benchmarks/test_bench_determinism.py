@@ -34,7 +34,10 @@ def test_record_metrics_match_its_matrix(synthetic_mnist):
     assert np.shape(R) == (2, 2)
     for name, value in metrics.summarise(R).items():
         assert record["metrics"][name] == pytest.approx(value)
-    assert record["config"]["strategy"] == "naive" and record["config_hash"] == RunConfig(**SMALL, strategy="naive", n_experiences=2).config_hash()
+    assert (
+        record["config"]["strategy"] == "naive"
+        and record["config_hash"] == RunConfig(**SMALL, strategy="naive", n_experiences=2).config_hash()
+    )
     assert len(record["experience_seconds"]) == 2
 
 

@@ -51,7 +51,12 @@ def test_seen_accuracy_averages_experiences_seen_so_far():
 
 def test_summarise_collects_all_metrics():
     assert metrics.summarise(R) == pytest.approx(
-        {"final_accuracy": 2.15 / 3, "average_forgetting": 0.25, "backward_transfer": -0.25, "learning_accuracy": 2.65 / 3}
+        {
+            "final_accuracy": 2.15 / 3,
+            "average_forgetting": 0.25,
+            "backward_transfer": -0.25,
+            "learning_accuracy": 2.65 / 3,
+        }
     )
 
 

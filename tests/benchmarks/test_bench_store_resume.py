@@ -10,7 +10,15 @@ import benchmarks.runner
 import benchmarks.store as store
 from benchmarks import metrics
 from benchmarks.config import SweepConfig, make_run_config
-from benchmarks.store import SCHEMA_VERSION, CorruptResult, iter_results, read_result, result_path, valid_result_for, write_atomic
+from benchmarks.store import (
+    SCHEMA_VERSION,
+    CorruptResult,
+    iter_results,
+    read_result,
+    result_path,
+    valid_result_for,
+    write_atomic,
+)
 from benchmarks.sweep import Serial, sweep
 
 
@@ -19,7 +27,14 @@ def make_record(config, matrix=((0.9, 0.1), (0.5, 0.8))) -> dict:
         "schema_version": SCHEMA_VERSION,
         "config": config.model_dump(),
         "config_hash": config.config_hash(),
-        "metrics": {**metrics.summarise(matrix), "train_seconds": 1.0, "eval_seconds": 0.5, "peak_rss_bytes": 1 << 20, "parameter_count": 10, "memory_bytes": 0},
+        "metrics": {
+            **metrics.summarise(matrix),
+            "train_seconds": 1.0,
+            "eval_seconds": 0.5,
+            "peak_rss_bytes": 1 << 20,
+            "parameter_count": 10,
+            "memory_bytes": 0,
+        },
         "accuracy_matrix": [list(row) for row in matrix],
         "experience_seconds": [0.5] * len(matrix),
         "versions": {"python": "3.11"},
@@ -94,7 +109,10 @@ def _drop(key, sub=None):
         (lambda r: r.pop("schema_version"), "schema version None"),
         (_drop("metrics"), ": metrics: Field required"),
         (_drop("final_accuracy", "metrics"), ": metrics.final_accuracy: Field required"),
-        (lambda r: r.update(accuracy_matrix=[[0.9, 0.1], [0.5]]), "accuracy matrix is 2 ragged rows, its config needs 2x2"),
+        (
+            lambda r: r.update(accuracy_matrix=[[0.9, 0.1], [0.5]]),
+            "accuracy matrix is 2 ragged rows, its config needs 2x2",
+        ),
         (lambda r: r.update(accuracy_matrix=[]), "accuracy matrix is empty"),
     ],
     ids=["schema-version", "no-schema-version", "no-metrics", "no-final-accuracy", "ragged", "empty"],

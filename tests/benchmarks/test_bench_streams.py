@@ -184,14 +184,20 @@ def test_building_leaves_global_rng_untouched(small):
 
 
 def test_unknown_benchmark(small):
-    with pytest.raises(ValueError, match="unknown benchmark 'rotated-mnist'; known: split-mnist, split-mnist-task, permuted-mnist"):
+    with pytest.raises(
+        ValueError, match="unknown benchmark 'rotated-mnist'; known: split-mnist, split-mnist-task, permuted-mnist"
+    ):
         build_benchmark("rotated-mnist", small, seed=0)
 
 
 @pytest.mark.parametrize("name", ["split", "split_task", "permuted"])
 def test_streams_are_avalanche_experiences(name, request):
     bench = request.getfixturevalue(name)
-    for stream_name, stream in (("train", bench.train_stream), ("valid", bench.valid_stream), ("test", bench.test_stream)):
+    for stream_name, stream in (
+        ("train", bench.train_stream),
+        ("valid", bench.valid_stream),
+        ("test", bench.test_stream),
+    ):
         assert stream.name == stream_name
         for i in (0, len(stream) - 1):
             exp = stream[i]

@@ -27,7 +27,10 @@ def timing(median: float) -> Timing:
 
 
 def fake_report(harness=1.05, epinet=1.2, recall_100k=0.015, quick=250.0) -> PerfReport:
-    recall_rows = {1: {100: timing(1e-4), 100_000: timing(recall_100k)}, 2: {100: timing(1e-4), 100_000: timing(recall_100k / 2)}}
+    recall_rows = {
+        1: {100: timing(1e-4), 100_000: timing(recall_100k)},
+        2: {100: timing(1e-4), 100_000: timing(recall_100k / 2)},
+    }
     return PerfReport(
         created="2025-01-01T00:00:00+00:00",
         machine={"cpu": "Test CPU", "cores": 2, "platform": "Linux", "usable_cores": 2, "torch_threads": 1},
@@ -38,11 +41,22 @@ def fake_report(harness=1.05, epinet=1.2, recall_100k=0.015, quick=250.0) -> Per
         load_before=[0.1, 0.1, 0.1],
         load_after=[0.2, 0.2, 0.2],
         measurements=[
-            HarnessVsPlain(11399, 90, 128, "adam", harness=timing(harness), plain=timing(1.0), stock_avalanche=timing(1.5)),
+            HarnessVsPlain(
+                11399, 90, 128, "adam", harness=timing(harness), plain=timing(1.0), stock_avalanche=timing(1.5)
+            ),
             EpiNetVsReplay(500, "mlp", 128, 50, epinet=timing(epinet), replay=timing(1.0)),
             RecallLatency(128, 128, 5, 20, threads=1, by_threads=recall_rows, matmul_only_by_threads={}),
-            AdmissionCost(128, 50, admit={500: timing(1e-3)}, admit_class_balanced={}, store={500: timing(2e-3)}, epinet_iteration_ms=20.0),
-            QuickSweep("quick.yaml", 2, 0, quick, 950 * 2**20, SweepRuns({"a": 900 * 2**20}, {"a": 100.0}, {"a": 10.0})),
+            AdmissionCost(
+                128,
+                50,
+                admit={500: timing(1e-3)},
+                admit_class_balanced={},
+                store={500: timing(2e-3)},
+                epinet_iteration_ms=20.0,
+            ),
+            QuickSweep(
+                "quick.yaml", 2, 0, quick, 950 * 2**20, SweepRuns({"a": 900 * 2**20}, {"a": 100.0}, {"a": 10.0})
+            ),
         ],
     )
 
@@ -55,7 +69,11 @@ def test_targets_met_pass():
     report = fake_report()
     assert [r.verdict for r in report.rows() if r.verdict != "—"] == ["pass"] * 4
     md = report.markdown()
-    assert "Test CPU (2 cores)" in md and "torch 2.x, Avalanche 0.6" in md and "| measurement | result | target | verdict |" in md
+    assert (
+        "Test CPU (2 cores)" in md
+        and "torch 2.x, Avalanche 0.6" in md
+        and "| measurement | result | target | verdict |" in md
+    )
     assert "1.05x" in md and "≤ 1.10x" in md
     assert "2.000 ms (10.0% of an EpiNet training iteration)" in md  # store's share of 20 ms
     assert "900 MiB / 950 MiB" in md
@@ -108,7 +126,9 @@ def test_recall_latency_measures_each_capacity():
     assert torch.get_num_threads() == threads
     assert list(out.by_threads[1]) == [100, 1000]
     assert all(t.median > 0 and len(t.samples) == out.calls for t in out.by_threads[1].values())
-    assert [r.measurement for r in out.rows()] == [f"(c) recall, 128 queries, d = 128, capacity {c:,}" for c in (100, 1000)]
+    assert [r.measurement for r in out.rows()] == [
+        f"(c) recall, 128 queries, d = 128, capacity {c:,}" for c in (100, 1000)
+    ]
 
 
 def test_bare_steps_time_the_models_own_observe(synthetic_mnist, monkeypatch):
@@ -126,7 +146,13 @@ def test_bare_steps_time_the_models_own_observe(synthetic_mnist, monkeypatch):
     bench = build_benchmark("split-mnist", synthetic_mnist, seed=0)
     steps = measure_bare_steps(bench, repeats=1, steps=2)
     assert calls == [128] * 4  # 2 steps, in the warm-up round and the one timed round
-    assert steps.epinet_ms_per_step > 0 and set(steps.epinet_phase_ms) == {"main_forward", "replay_forward", "backward", "optimizer", "store"}
+    assert steps.epinet_ms_per_step > 0 and set(steps.epinet_phase_ms) == {
+        "main_forward",
+        "replay_forward",
+        "backward",
+        "optimizer",
+        "store",
+    }
     assert len(steps.rows()) == 5
 
 

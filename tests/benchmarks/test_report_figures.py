@@ -19,7 +19,14 @@ from benchmarks.metrics import seen_accuracy  # noqa: E402
 from benchmarks.report import report  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
-STEMS = ["seen_accuracy", "accuracy_matrix_split-mnist", "accuracy_matrix_permuted-mnist", "forgetting", "ablation", "memory"]
+STEMS = [
+    "seen_accuracy",
+    "accuracy_matrix_split-mnist",
+    "accuracy_matrix_permuted-mnist",
+    "forgetting",
+    "ablation",
+    "memory",
+]
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +42,9 @@ def test_every_figure_is_written_as_png_and_pdf(rendered):
     assert status == 0
     assert not [line for line in log if line.startswith(("could not render", "skipped figures"))], log
     figures = results / "figures"
-    assert sorted(p.name for p in figures.iterdir()) == sorted(f"{stem}.{ext}" for stem in STEMS for ext in ("png", "pdf"))
+    assert sorted(p.name for p in figures.iterdir()) == sorted(
+        f"{stem}.{ext}" for stem in STEMS for ext in ("png", "pdf")
+    )
     for stem in STEMS:
         png, pdf = (figures / f"{stem}.png").read_bytes(), (figures / f"{stem}.pdf").read_bytes()
         assert png.startswith(b"\x89PNG") and len(png) > 5000, stem
@@ -47,14 +56,23 @@ def test_importing_the_figures_module_selects_agg():
     # A fresh interpreter told to use another backend: in this one a report may already have
     # selected Agg, and without a display matplotlib may fall back to Agg on its own.
     code = "import matplotlib; import benchmarks.report.figures; print(matplotlib.get_backend())"
-    env = {**os.environ, "MPLBACKEND": "svg", "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
-    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120, check=False)
+    env = {
+        **os.environ,
+        "MPLBACKEND": "svg",
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().lower() == "agg"
 
 
 def test_seen_accuracy_frame_follows_metrics():
-    records = [make_record("split-mnist", "epinet", seed, acc, forg) for seed, (acc, forg) in enumerate(zip(*MAIN["split-mnist", "epinet"]))]
+    records = [
+        make_record("split-mnist", "epinet", seed, acc, forg)
+        for seed, (acc, forg) in enumerate(zip(*MAIN["split-mnist", "epinet"]))
+    ]
     long = seen_accuracy_frame(runs_frame(records))
     assert len(long) == 3 * 3 and list(long["experience"].unique()) == [1, 2, 3]
     for seed, record in enumerate(records):
@@ -64,10 +82,17 @@ def test_seen_accuracy_frame_follows_metrics():
 
 
 def test_figures_without_data_are_skipped_with_a_message(tmp_path):
-    write_record(tmp_path, make_record("split-mnist", "joint", 0, 0.95))  # joint only: no forgetting, no ablation, no memory runs
+    write_record(
+        tmp_path, make_record("split-mnist", "joint", 0, 0.95)
+    )  # joint only: no forgetting, no ablation, no memory runs
     out, log = [], []
     assert report(tmp_path, out=out.append, log=log.append) == 0
     assert "skipped figures/forgetting: no runs with a defined forgetting (joint has none)" in log
     assert "skipped figures/ablation: no ablation runs (role: ablation)" in log
     assert "skipped figures/memory: no memory runs (role: memory)" in log
-    assert sorted(p.name for p in (tmp_path / "figures").iterdir()) == ["accuracy_matrix_split-mnist.pdf", "accuracy_matrix_split-mnist.png", "seen_accuracy.pdf", "seen_accuracy.png"]
+    assert sorted(p.name for p in (tmp_path / "figures").iterdir()) == [
+        "accuracy_matrix_split-mnist.pdf",
+        "accuracy_matrix_split-mnist.png",
+        "seen_accuracy.pdf",
+        "seen_accuracy.png",
+    ]

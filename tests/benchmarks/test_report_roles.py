@@ -32,20 +32,35 @@ def render(results: Path) -> tuple[int, list[str]]:
 
 
 def test_sweep_roles_reach_each_run_and_leave_its_hash_alone():
-    sweep = SweepConfig.model_validate({
-        "name": "mine", "seeds": [0],
-        "experiments": [
-            {"name": "lwf", "benchmarks": ["split-mnist"], "strategies": ["naive", "ewc"], "reference": "ewc"},
-            {"name": "knockouts", "role": "ablation", "benchmarks": ["split-mnist"], "strategies": ["naive"]},
-            {"name": "memory", "benchmarks": ["split-mnist"], "strategies": ["replay"], "variants": {"m100": {"memory": 100}}},
-            {"name": "tune-lr", "benchmarks": ["split-mnist"], "strategies": ["naive"], "overrides": {"eval_split": "valid"}},
-        ],
-    })
+    sweep = SweepConfig.model_validate(
+        {
+            "name": "mine",
+            "seeds": [0],
+            "experiments": [
+                {"name": "lwf", "benchmarks": ["split-mnist"], "strategies": ["naive", "ewc"], "reference": "ewc"},
+                {"name": "knockouts", "role": "ablation", "benchmarks": ["split-mnist"], "strategies": ["naive"]},
+                {
+                    "name": "memory",
+                    "benchmarks": ["split-mnist"],
+                    "strategies": ["replay"],
+                    "variants": {"m100": {"memory": 100}},
+                },
+                {
+                    "name": "tune-lr",
+                    "benchmarks": ["split-mnist"],
+                    "strategies": ["naive"],
+                    "overrides": {"eval_split": "valid"},
+                },
+            ],
+        }
+    )
     runs = sweep.runs()
     assert [(c.experiment, c.role, c.reference) for c in runs] == [
-        ("lwf", "main", "ewc"), ("lwf", "main", "ewc"),  # no role declared: named like nothing known -> main
+        ("lwf", "main", "ewc"),
+        ("lwf", "main", "ewc"),  # no role declared: named like nothing known -> main
         ("knockouts", "ablation", None),  # declared
-        ("memory", "memory", None), ("tune-lr", "tuning", None),  # named like a role
+        ("memory", "memory", None),
+        ("tune-lr", "tuning", None),  # named like a role
     ]
     plain = make_run_config(benchmark="split-mnist", strategy="naive", experiment="lwf")
     assert runs[0].config_hash() == plain.config_hash()  # role and reference are not hashed
@@ -53,7 +68,13 @@ def test_sweep_roles_reach_each_run_and_leave_its_hash_alone():
 
 
 def test_committed_sweeps_declare_their_roles():
-    roles = {name: {(e.name, e.role, e.reference) for e in load_sweep(REPO / "benchmarks" / "configs" / f"{name}.yaml").experiments} for name in ("paper", "quick", "tune")}
+    roles = {
+        name: {
+            (e.name, e.role, e.reference)
+            for e in load_sweep(REPO / "benchmarks" / "configs" / f"{name}.yaml").experiments
+        }
+        for name in ("paper", "quick", "tune")
+    }
     assert roles["paper"] == {("main", "main", "replay"), ("ablation", "ablation", None), ("memory", "memory", None)}
     assert roles["quick"] == {("main", "main", "replay")}
     assert {role for _, role, _ in roles["tune"]} == {"tuning"}
@@ -61,9 +82,25 @@ def test_committed_sweeps_declare_their_roles():
 
 def test_a_reference_the_experiment_does_not_run_is_refused():
     with pytest.raises(ValueError, match="reference 'replay' is not one of the experiment's strategies"):
-        SweepConfig.model_validate({"name": "x", "seeds": [0], "experiments": [{"name": "main", "benchmarks": ["split-mnist"], "strategies": ["naive"], "reference": "replay"}]})
+        SweepConfig.model_validate(
+            {
+                "name": "x",
+                "seeds": [0],
+                "experiments": [
+                    {"name": "main", "benchmarks": ["split-mnist"], "strategies": ["naive"], "reference": "replay"}
+                ],
+            }
+        )
     with pytest.raises(ValueError, match="role"):
-        SweepConfig.model_validate({"name": "x", "seeds": [0], "experiments": [{"name": "main", "role": "headline", "benchmarks": ["split-mnist"], "strategies": ["naive"]}]})
+        SweepConfig.model_validate(
+            {
+                "name": "x",
+                "seeds": [0],
+                "experiments": [
+                    {"name": "main", "role": "headline", "benchmarks": ["split-mnist"], "strategies": ["naive"]}
+                ],
+            }
+        )
     assert issubclass(ConfigError, ValueError)
 
 
@@ -73,7 +110,10 @@ def test_a_reference_the_experiment_does_not_run_is_refused():
 def test_an_experiment_called_lwf_with_role_main_makes_the_main_table_against_its_reference(tmp_path):
     for strategy, accs in LWF.items():
         for seed, acc in enumerate(accs):
-            write_record(tmp_path, make_record("split-mnist", strategy, seed, acc, 0.3, experiment="lwf", role="main", reference="ewc"))
+            write_record(
+                tmp_path,
+                make_record("split-mnist", strategy, seed, acc, 0.3, experiment="lwf", role="main", reference="ewc"),
+            )
     status, log = render(tmp_path)
     assert status == 0, log
     md = (tmp_path / "tables" / "main.md").read_text()
@@ -91,7 +131,18 @@ def test_an_experiment_called_lwf_with_role_main_makes_the_main_table_against_it
 def test_new_runs_without_a_reference_are_not_tested(tmp_path):
     for strategy in ("naive", "replay"):
         for seed, acc in enumerate([0.5, 0.6]):
-            write_record(tmp_path, make_record("split-mnist", strategy, seed, acc + (strategy == "replay") * 0.3, 0.2, experiment="lwf", role="main"))
+            write_record(
+                tmp_path,
+                make_record(
+                    "split-mnist",
+                    strategy,
+                    seed,
+                    acc + (strategy == "replay") * 0.3,
+                    0.2,
+                    experiment="lwf",
+                    role="main",
+                ),
+            )
     assert render(tmp_path)[0] == 0
     md = (tmp_path / "tables" / "main.md").read_text()
     assert "\\*" not in md.split("\n\n")[0] and "No significance test" in md
@@ -102,13 +153,25 @@ def test_legacy_runs_take_the_role_named_like_their_experiment_and_reference_rep
     for seed, acc in enumerate([0.80, 0.82]):
         write_record(tmp_path, make_record("split-mnist", "replay", seed, acc, 0.1))  # experiment main, no role keys
         write_record(tmp_path, make_record("split-mnist", "naive", seed, acc - 0.6, 0.9))
-        write_record(tmp_path, make_record("split-mnist", "epinet", seed, acc - 0.1, 0.2, experiment="ablation", variant="no-decay"))
-        write_record(tmp_path, make_record("split-mnist", "ewc", seed, acc - 0.2, 0.2, experiment="tune-ewc", variant="lambda-1"))
+        write_record(
+            tmp_path,
+            make_record("split-mnist", "epinet", seed, acc - 0.1, 0.2, experiment="ablation", variant="no-decay"),
+        )
+        write_record(
+            tmp_path, make_record("split-mnist", "ewc", seed, acc - 0.2, 0.2, experiment="tune-ewc", variant="lambda-1")
+        )
     frame = load_runs(tmp_path).frame
-    assert dict(zip(frame["experiment"], frame["role"])) == {"main": "main", "ablation": "ablation", "tune-ewc": "tuning"}
+    assert dict(zip(frame["experiment"], frame["role"])) == {
+        "main": "main",
+        "ablation": "ablation",
+        "tune-ewc": "tuning",
+    }
     assert set(frame["reference"]) == {"replay"}
     log = render(tmp_path)[1]
-    assert "could not render tables/tuning: ValueError: tuning runs must be evaluated on the validation split (eval_split: valid)" in log
+    assert (
+        "could not render tables/tuning: ValueError:"
+        " tuning runs must be evaluated on the validation split (eval_split: valid)" in log
+    )
     assert "against reservoir replay (replay)" in (tmp_path / "tables" / "main.md").read_text()
     assert list(md_table((tmp_path / "tables" / "ablation.md").read_text())) == ["full (main)", "no-decay"]
 
@@ -116,13 +179,28 @@ def test_legacy_runs_take_the_role_named_like_their_experiment_and_reference_rep
 def test_ablations_of_any_strategy_on_any_benchmark(tmp_path):
     for seed, acc in enumerate([0.70, 0.72]):
         write_record(tmp_path, make_record("permuted-mnist", "replay", seed, acc, 0.1, role="main", reference="replay"))
-        write_record(tmp_path, make_record("permuted-mnist", "replay", seed, acc - 0.2, 0.3, experiment="knockouts", variant="tiny-buffer", role="ablation"))
+        write_record(
+            tmp_path,
+            make_record(
+                "permuted-mnist",
+                "replay",
+                seed,
+                acc - 0.2,
+                0.3,
+                experiment="knockouts",
+                variant="tiny-buffer",
+                role="ablation",
+            ),
+        )
     assert render(tmp_path)[0] == 0
     md = (tmp_path / "tables" / "ablation.md").read_text()
     table = md_table(md)
     assert table["full (main)"]["final acc"] == cell([0.70, 0.72]) and table["tiny-buffer"]["Δ acc"] == "-0.200"
     assert "replay on permuted-mnist" in md
-    assert "% epinet-bench report: replay ablations on permuted-mnist." in (tmp_path / "tables" / "ablation.tex").read_text()
+    assert (
+        "% epinet-bench report: replay ablations on permuted-mnist."
+        in (tmp_path / "tables" / "ablation.tex").read_text()
+    )
 
 
 def test_code_versions_under_each_table(tmp_path):
@@ -134,7 +212,9 @@ def test_code_versions_under_each_table(tmp_path):
     expected = "Code version(s): 0b06ad0 (1 run), 0b06ad0+dirty (1 run), unknown (1 run)."
     assert (tmp_path / "tables" / "main.md").read_text().rstrip("\n").endswith("\n\n" + expected)
     assert f"\\footnotesize {expected}}}" in (tmp_path / "tables" / "main.tex").read_text()
-    assert read_block(tmp_path / "README.md", "code-versions").endswith("- main: " + expected.removeprefix("Code version(s): "))
+    assert read_block(tmp_path / "README.md", "code-versions").endswith(
+        "- main: " + expected.removeprefix("Code version(s): ")
+    )
 
 
 def test_results_page_keeps_hand_written_text_and_includes_perf_md(tmp_path):
@@ -154,7 +234,10 @@ def test_results_page_keeps_hand_written_text_and_includes_perf_md(tmp_path):
 
 def test_notes_are_written_once_and_translated_to_latex():
     md = "**Bold**: \\* p < 0.05, \\*\\* p ≥ 0.01 on memory_bytes, 1 MB = 10^6 bytes, Δ ± — `x_y`"
-    assert tex_note(md) == r"\textbf{Bold}: $^{*}$ p < 0.05, $^{**}$ p $\geq$ 0.01 on memory\_bytes, 1 MB = $10^{6}$ bytes, $\Delta$ $\pm$ -- \texttt{x\_y}"
+    assert (
+        tex_note(md) == r"\textbf{Bold}: $^{*}$ p < 0.05, $^{**}$ p $\geq$ 0.01 on memory\_bytes,"
+        r" 1 MB = $10^{6}$ bytes, $\Delta$ $\pm$ -- \texttt{x\_y}"
+    )
 
 
 def test_conflicting_references_are_named_and_the_most_declared_is_used(tmp_path):

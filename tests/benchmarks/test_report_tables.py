@@ -17,10 +17,19 @@ import pytest
 
 from benchmarks.cli import build_parser
 from benchmarks.markdown_blocks import read_block
-from benchmarks.report import README_END, README_START, embedded_table, human_bytes, load_runs, readme_table, report, update_readme
+from benchmarks.metrics import summarise
+from benchmarks.report import (
+    README_END,
+    README_START,
+    embedded_table,
+    human_bytes,
+    load_runs,
+    readme_table,
+    report,
+    update_readme,
+)
 from benchmarks.report.builders import tuning_table
 from benchmarks.report.pages import SECTIONS
-from benchmarks.metrics import summarise
 from benchmarks.store import SCHEMA_VERSION, RunResult
 
 REPO = Path(__file__).resolve().parents[2]
@@ -34,7 +43,23 @@ N_EXP = 3
 LEGACY = object()  # a record written before runs carried a role and a reference (no such keys)
 
 
-def make_record(benchmark, strategy, seed, final, forgetting=None, *, experiment="main", variant="default", memory=500, memory_bytes=None, n_exp=N_EXP, joint=None, role=LEGACY, reference=None, git_commit=None) -> dict:
+def make_record(
+    benchmark,
+    strategy,
+    seed,
+    final,
+    forgetting=None,
+    *,
+    experiment="main",
+    variant="default",
+    memory=500,
+    memory_bytes=None,
+    n_exp=N_EXP,
+    joint=None,
+    role=LEGACY,
+    reference=None,
+    git_commit=None,
+) -> dict:
     """A valid run record (store.RunResult) whose accuracy matrix has exactly ``final`` and ``forgetting``."""
     joint = strategy == "joint" if joint is None else joint
     T = n_exp - 1
@@ -47,9 +72,24 @@ def make_record(benchmark, strategy, seed, final, forgetting=None, *, experiment
         a = ((T + 1) * final - b) / T
         matrix = [[(a + forgetting if j <= i else 0.0) for j in range(n_exp)] for i in range(T)] + [[a] * T + [b]]
     config = {
-        "benchmark": benchmark, "strategy": strategy, "seed": seed, "epochs": 1, "batch_size": 128, "eval_batch_size": 1000,
-        "lr": 0.001, "optimizer": "adam", "memory": memory, "backbone": "mlp", "n_experiences": n_exp, "valid_fraction": 0.1,
-        "eval_split": "test", "fast_data": True, "strategy_options": {}, "experiment": experiment, "variant": variant, "data_root": None,
+        "benchmark": benchmark,
+        "strategy": strategy,
+        "seed": seed,
+        "epochs": 1,
+        "batch_size": 128,
+        "eval_batch_size": 1000,
+        "lr": 0.001,
+        "optimizer": "adam",
+        "memory": memory,
+        "backbone": "mlp",
+        "n_experiences": n_exp,
+        "valid_fraction": 0.1,
+        "eval_split": "test",
+        "fast_data": True,
+        "strategy_options": {},
+        "experiment": experiment,
+        "variant": variant,
+        "data_root": None,
     }
     if role is not LEGACY:
         config.update(role=role, reference=reference)
@@ -63,7 +103,10 @@ def make_record(benchmark, strategy, seed, final, forgetting=None, *, experiment
         "config_hash": hashlib.sha256(json.dumps(hashed, sort_keys=True).encode()).hexdigest()[:12],
         "metrics": {
             **derived,
-            "train_seconds": 1.0, "eval_seconds": 0.1, "peak_rss_bytes": 10**9, "parameter_count": 1000,
+            "train_seconds": 1.0,
+            "eval_seconds": 0.1,
+            "peak_rss_bytes": 10**9,
+            "parameter_count": 1000,
             "memory_bytes": MEMORY_BYTES.get(strategy, 0) if memory_bytes is None else memory_bytes,
         },
         "accuracy_matrix": matrix,
@@ -98,8 +141,17 @@ MAIN = {
     ("permuted-mnist", "epinet"): ([0.65, 0.67], [0.20, 0.22]),
     ("permuted-mnist", "joint"): ([0.90, 0.92], [None] * 2),
 }
-ABLATION = {"no-recall": ([0.80, 0.82, 0.81], [0.30, 0.32, 0.31]), "no-decay": ([0.88, 0.90], [0.12, 0.14]), "aaa-extra": ([0.85], [0.2])}
-MEMORY = {("replay", 100): [0.50, 0.54], ("replay", 1000): [0.88, 0.90], ("epinet", 100): [0.60, 0.64], ("epinet", 1000): [0.93, 0.95]}
+ABLATION = {
+    "no-recall": ([0.80, 0.82, 0.81], [0.30, 0.32, 0.31]),
+    "no-decay": ([0.88, 0.90], [0.12, 0.14]),
+    "aaa-extra": ([0.85], [0.2]),
+}
+MEMORY = {
+    ("replay", 100): [0.50, 0.54],
+    ("replay", 1000): [0.88, 0.90],
+    ("epinet", 100): [0.60, 0.64],
+    ("epinet", 1000): [0.93, 0.95],
+}
 
 
 def write_dataset(results: Path, main=True, ablation=True, memory=True, strategies=None) -> Path:
@@ -113,11 +165,26 @@ def write_dataset(results: Path, main=True, ablation=True, memory=True, strategi
     if ablation:
         for variant, (accs, forgs) in ABLATION.items():
             for seed, (acc, forg) in enumerate(zip(accs, forgs)):
-                write_record(results, make_record("split-mnist", "epinet", seed, acc, forg, experiment="ablation", variant=variant))
+                write_record(
+                    results,
+                    make_record("split-mnist", "epinet", seed, acc, forg, experiment="ablation", variant=variant),
+                )
     if memory:
         for (strategy, size), accs in MEMORY.items():
             for seed, acc in enumerate(accs):
-                write_record(results, make_record("split-mnist", strategy, seed, acc, 0.1, experiment="memory", memory=size, memory_bytes=size * 3136))
+                write_record(
+                    results,
+                    make_record(
+                        "split-mnist",
+                        strategy,
+                        seed,
+                        acc,
+                        0.1,
+                        experiment="memory",
+                        memory=size,
+                        memory_bytes=size * 3136,
+                    ),
+                )
     return results
 
 
@@ -190,7 +257,9 @@ def test_main_cells_are_mean_pm_sample_std_with_n_and_order(full):
     table = md_table(md)
     assert list(table) == ["naive", "ewc", "replay", "epinet", "joint", "agem"]  # display order, extra strategies last
     header = list(table["naive"])
-    assert header.index("split-mnist final acc") < header.index("permuted-mnist final acc")  # benchmark order, not alphabetical
+    assert header.index("split-mnist final acc") < header.index(
+        "permuted-mnist final acc"
+    )  # benchmark order, not alphabetical
     assert table["naive"]["split-mnist final acc"] == "0.200 ± 0.010" + "\\*\\*"
     assert table["replay"]["split-mnist final acc"] == "0.810 ± 0.010"  # the reference carries no marker
     assert table["replay"]["split-mnist forgetting"] == "0.140 ± 0.010"
@@ -271,8 +340,21 @@ def test_latex_uses_booktabs_bold_pm_and_footnotes(full):
 
 def test_memory_column_is_human_readable(full):
     table = md_table((full[0] / "tables" / "main.md").read_text())
-    assert {s: row["memory"] for s, row in table.items()} == {"naive": "0 B", "ewc": "19.1 MB", "replay": "1.6 MB", "epinet": "2.1 MB", "joint": "0 B", "agem": "512 B"}
-    assert [human_bytes(n) for n in (999, 1000, 1_234_567, 999_960, 3 * 10**9)] == ["999 B", "1.0 kB", "1.2 MB", "1.0 MB", "3.0 GB"]
+    assert {s: row["memory"] for s, row in table.items()} == {
+        "naive": "0 B",
+        "ewc": "19.1 MB",
+        "replay": "1.6 MB",
+        "epinet": "2.1 MB",
+        "joint": "0 B",
+        "agem": "512 B",
+    }
+    assert [human_bytes(n) for n in (999, 1000, 1_234_567, 999_960, 3 * 10**9)] == [
+        "999 B",
+        "1.0 kB",
+        "1.2 MB",
+        "1.0 MB",
+        "3.0 GB",
+    ]
 
 
 # ----------------------------------------------------------------------------- ablation and memory tables
@@ -300,7 +382,9 @@ def test_memory_table_takes_500_from_main(full):
     results = full[0]
     table = md_table((results / "tables" / "memory.md").read_text())
     assert list(table) == ["100", "500", "1000"]
-    assert table["500"]["replay final acc"] == cell(MAIN["split-mnist", "replay"][0]) and table["500"]["replay n"] == "3"
+    assert (
+        table["500"]["replay final acc"] == cell(MAIN["split-mnist", "replay"][0]) and table["500"]["replay n"] == "3"
+    )
     assert table["100"]["epinet final acc"] == cell(MEMORY["epinet", 100])
     assert table["1000"]["replay bytes"] == human_bytes(1000 * 3136) == "3.1 MB"
     assert "main experiment" in (results / "tables" / "memory.md").read_text()
@@ -338,7 +422,9 @@ def test_old_schema_file_is_named_and_the_rest_rendered(tmp_path, capsys):
     assert "skipped tables/ablation: no ablation runs (role: ablation)" in err
     assert "skipped tables/memory: no memory runs (role: memory)" in err
     assert (tmp_path / "tables" / "main.md").exists() and not (tmp_path / "tables" / "ablation.md").exists()
-    assert md_table((tmp_path / "tables" / "main.md").read_text())["naive"]["split-mnist n"] == "3"  # the old file is not counted
+    assert (
+        md_table((tmp_path / "tables" / "main.md").read_text())["naive"]["split-mnist n"] == "3"
+    )  # the old file is not counted
 
 
 def test_only_corrupt_files_exit_2(tmp_path, capsys):
@@ -360,7 +446,11 @@ def test_partial_strategies_and_experiments(tmp_path, capsys):
     assert list(table) == ["naive"] and table["naive"]["split-mnist-task final acc"] == "0.550 ± 0.071"
     assert "No test on split-mnist-task: replay has no runs there" in (tmp_path / "tables" / "main.md").read_text()
     ablation = md_table((tmp_path / "tables" / "ablation.md").read_text())
-    assert list(ablation) == ["full (main)", "no-decay"] and ablation["full (main)"]["n"] == "0" and ablation["no-decay"]["Δ acc"] == "—"
+    assert (
+        list(ablation) == ["full (main)", "no-decay"]
+        and ablation["full (main)"]["n"] == "0"
+        and ablation["no-decay"]["Δ acc"] == "—"
+    )
     assert "no main-role epinet run on split-mnist" in captured.err
     assert "0.550 ± 0.071" in captured.out  # the main table is printed
 
@@ -374,7 +464,11 @@ def test_adhoc_runs_are_used_only_when_nothing_else(tmp_path, capsys):
     assert run_cli(tmp_path, "--no-figures") == 0
     assert list(md_table((tmp_path / "tables" / "main.md").read_text())) == ["naive"]
     with pytest.raises(ValueError, match="no main-role runs"):
-        readme_table(write_record(tmp_path / "only-adhoc", make_record("split-mnist", "replay", 0, 0.8, 0.1, experiment="adhoc")).parents[4])
+        readme_table(
+            write_record(
+                tmp_path / "only-adhoc", make_record("split-mnist", "replay", 0, 0.8, 0.1, experiment="adhoc")
+            ).parents[4]
+        )
 
 
 # ----------------------------------------------------------------------------- README block
@@ -412,14 +506,22 @@ def test_committed_tables_pages_and_readme_rerender_from_the_committed_runs(tmp_
     assert report(tmp_path, figures=False, out=lambda _: None, log=log.append) == 0, log
     stale = "is stale: run `epinet-bench report results --update-readme README.md`"
     made = sorted(p.name for p in (tmp_path / "tables").iterdir())
-    assert made == sorted(p.name for p in (committed / "tables").iterdir() if p.is_file()), "results/tables has other tables than the runs give"
+    assert made == sorted(p.name for p in (committed / "tables").iterdir() if p.is_file()), (
+        "results/tables has other tables than the runs give"
+    )
     for name in made:
-        assert (committed / "tables" / name).read_text() == (tmp_path / "tables" / name).read_text(), f"results/tables/{name} {stale}"
+        assert (committed / "tables" / name).read_text() == (tmp_path / "tables" / name).read_text(), (
+            f"results/tables/{name} {stale}"
+        )
     for block, _ in SECTIONS:
-        assert read_block(committed / "README.md", block) == read_block(tmp_path / "README.md", block), f"results/README.md block {block} {stale}"
+        assert read_block(committed / "README.md", block) == read_block(tmp_path / "README.md", block), (
+            f"results/README.md block {block} {stale}"
+        )
     tuning = committed / "tuning"
     if (tuning / "tables").is_dir():
         for path in tuning_table(load_runs(tuning).frame).write(tmp_path / "tuning-tables"):
-            assert (tuning / "tables" / path.name).read_text() == path.read_text(), f"results/tuning/tables/{path.name} is stale: run `epinet-bench report results/tuning`"
+            assert (tuning / "tables" / path.name).read_text() == path.read_text(), (
+                f"results/tuning/tables/{path.name} is stale: run `epinet-bench report results/tuning`"
+            )
     readme = REPO / "README.md"
     assert embedded_table(readme) == readme_table(committed), f"README's main table {stale}"

@@ -29,8 +29,9 @@ def stored(tmp_path, synthetic_root, capsys):
     config = tmp_path / "trust.yaml"
     config.write_text(SWEEP)
     results = str(tmp_path / "res")
-    run_argv = ["run", "--benchmark", "split-mnist", "--strategy", "naive", "--batch-size", "32", "--n-experiences", "2",
-                "--experiment", "main", "--data-root", str(synthetic_root), "--results", results, "-q"]  # fmt: skip
+    run_argv = ["run", "--benchmark", "split-mnist", "--strategy", "naive", "--batch-size", "32",
+                "--n-experiences", "2", "--experiment", "main", "--data-root", str(synthetic_root),
+                "--results", results, "-q"]  # fmt: skip
     assert main(run_argv) == 0
     capsys.readouterr()
     (path,) = (tmp_path / "res").rglob("seed0.json")
@@ -54,16 +55,31 @@ def _shift_metric(name, by):
 
 
 TAMPERING = {
-    "final-accuracy-contradicts-R": (_set_metric("final_accuracy", 0.353), "final_accuracy is 0.353, but its accuracy matrix gives"),
+    "final-accuracy-contradicts-R": (
+        _set_metric("final_accuracy", 0.353),
+        "final_accuracy is 0.353, but its accuracy matrix gives",
+    ),
     "forgetting-contradicts-R": (_shift_metric("average_forgetting", 0.25), "average_forgetting is "),
-    "truncated-R": (lambda r: r.update(accuracy_matrix=r["accuracy_matrix"][:1]), "accuracy matrix is 1x2, its config needs 2x2"),
-    "R-for-another-benchmark": (lambda r: r.update(accuracy_matrix=[row + [0.5] for row in r["accuracy_matrix"]]), "accuracy matrix is 2x3, its config needs 2x2"),
-    "wrong-hash": (lambda r: r.update(config_hash="0123456789ab"), "config hash '0123456789ab' does not match its config"),
+    "truncated-R": (
+        lambda r: r.update(accuracy_matrix=r["accuracy_matrix"][:1]),
+        "accuracy matrix is 1x2, its config needs 2x2",
+    ),
+    "R-for-another-benchmark": (
+        lambda r: r.update(accuracy_matrix=[row + [0.5] for row in r["accuracy_matrix"]]),
+        "accuracy matrix is 2x3, its config needs 2x2",
+    ),
+    "wrong-hash": (
+        lambda r: r.update(config_hash="0123456789ab"),
+        "config hash '0123456789ab' does not match its config",
+    ),
     "config-edited-under-its-hash": (lambda r: r["config"].update(lr=0.5), "does not match its config"),
     "old-schema": (lambda r: r.update(schema_version=0), "schema version 0, this harness reads 1"),
     "strategy-renamed": (lambda r: r["config"].update(strategy="lwf"), "does not match its config"),
     "invalid-config": (lambda r: r["config"].update(epochs=0), "stored config: epochs: Input should be greater than 0"),
-    "R-edited-under-its-metrics": (lambda r: r["accuracy_matrix"][-1].__setitem__(0, r["accuracy_matrix"][-1][0] / 2 + 0.01), "final_accuracy is "),
+    "R-edited-under-its-metrics": (
+        lambda r: r["accuracy_matrix"][-1].__setitem__(0, r["accuracy_matrix"][-1][0] / 2 + 0.01),
+        "final_accuracy is ",
+    ),
 }
 
 

@@ -145,7 +145,7 @@ def test_sigkill_at_random_moments_then_resume_gives_the_full_grid(sweep_file, t
         proc.kill()
         proc.communicate()
         # Workers ask the kernel for SIGTERM when their parent dies: none survives it.
-        assert wait_until(lambda: not workers_of(proc.pid), 10), "a worker outlived its killed sweep"
+        assert wait_until(lambda pid=proc.pid: not workers_of(pid), 10), "a worker outlived its killed sweep"
         for path in results.rglob("seed*.json"):
             read_result(path)  # whatever is there is complete and valid
     proc = start_sweep(sweep_file, results, synthetic_root)

@@ -25,7 +25,15 @@ def fill(model, n=12, loss=None):
 
 def test_config_defaults():
     c = EpiNetConfig()
-    assert (c.latent_dim, c.capacity, c.top_k, c.alpha, c.beta, c.num_experts, c.hidden_dim) == (128, 500, 5, 1e-3, 0.5, 4, 256)
+    assert (c.latent_dim, c.capacity, c.top_k, c.alpha, c.beta, c.num_experts, c.hidden_dim) == (
+        128,
+        500,
+        5,
+        1e-3,
+        0.5,
+        4,
+        256,
+    )
     assert c.recall and c.salience == "loss" and not c.class_balanced and c.reencode_every_experience
     assert c.reencode_every == 0 and c.clock == "logical" and c.replay_batch_size is None
 

@@ -74,14 +74,26 @@ def trained():
     """One small two-experience run shared by the tests below (Avalanche runs are slow)."""
     torch.manual_seed(0)
     config = EpiNetConfig(
-        latent_dim=8, capacity=20, top_k=3, hidden_dim=16, num_experts=2,
-        beta=0.5, replay_batch_size=5, reencode_every=2, reencode_every_experience=True,
+        latent_dim=8,
+        capacity=20,
+        top_k=3,
+        hidden_dim=16,
+        num_experts=2,
+        beta=0.5,
+        replay_batch_size=5,
+        reencode_every=2,
+        reencode_every_experience=True,
     )
     model = ReencodeSpy(config, "mlp", 4)
     recorder = LossRecorder()
     strategy = epinet_strategy(
-        model, torch.optim.SGD(model.parameters(), lr=0.05),
-        train_mb_size=MB, eval_mb_size=MB, train_epochs=1, plugins=[recorder], template=MaskingTemplate,
+        model,
+        torch.optim.SGD(model.parameters(), lr=0.05),
+        train_mb_size=MB,
+        eval_mb_size=MB,
+        train_epochs=1,
+        plugins=[recorder],
+        template=MaskingTemplate,
     )
     bench = tiny_benchmark()
     with warnings.catch_warnings():
@@ -139,7 +151,9 @@ def test_plugin_defines_only_avalanche_callbacks():
 def test_factory_rejects_non_epinet_models():
     model = torch.nn.Linear(2, 2)
     with pytest.raises(TypeError, match="needs an EpiNetModel"):
-        epinet_strategy(model, torch.optim.SGD(model.parameters(), lr=0.1), train_mb_size=2, eval_mb_size=2, train_epochs=1)
+        epinet_strategy(
+            model, torch.optim.SGD(model.parameters(), lr=0.1), train_mb_size=2, eval_mb_size=2, train_epochs=1
+        )
 
 
 def test_no_latent_hook_outlives_the_training_forward(trained):

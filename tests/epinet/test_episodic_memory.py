@@ -191,7 +191,9 @@ def test_reencode_refreshes_latents_and_unit_keys_in_eval_mode():
 
 def test_stored_keys_are_unit_latents():
     mem = EpisodicMemory(capacity=2, input_shape=(1,), latent_dim=2)
-    mem.admit(torch.zeros(1, 1), torch.tensor([[3.0, 4.0]]), torch.ones(1), torch.zeros(1, dtype=torch.long), 0, 0.0, 0.0)
+    mem.admit(
+        torch.zeros(1, 1), torch.tensor([[3.0, 4.0]]), torch.ones(1), torch.zeros(1, dtype=torch.long), 0, 0.0, 0.0
+    )
     torch.testing.assert_close(mem.c[0], torch.tensor([0.6, 0.8]))
     torch.testing.assert_close(mem.z[0], torch.tensor([3.0, 4.0]))
 
@@ -220,9 +222,13 @@ def test_buffers_follow_dtype_and_state_dict():
 def test_rejects_mismatched_shapes():
     mem = EpisodicMemory(capacity=3, input_shape=(1, 28, 28), latent_dim=2)
     with pytest.raises(ValueError, match=r"x has item shape \(28, 28\), memory stores \(1, 28, 28\)"):
-        mem.admit(torch.zeros(2, 28, 28), torch.zeros(2, 2), torch.ones(2), torch.zeros(2, dtype=torch.long), 0, 0.0, 0.0)
+        mem.admit(
+            torch.zeros(2, 28, 28), torch.zeros(2, 2), torch.ones(2), torch.zeros(2, dtype=torch.long), 0, 0.0, 0.0
+        )
     with pytest.raises(ValueError, match=r"r0 has shape"):
-        mem.admit(torch.zeros(2, 1, 28, 28), torch.zeros(2, 2), torch.ones(3), torch.zeros(2, dtype=torch.long), 0, 0.0, 0.0)
+        mem.admit(
+            torch.zeros(2, 1, 28, 28), torch.zeros(2, 2), torch.ones(3), torch.zeros(2, dtype=torch.long), 0, 0.0, 0.0
+        )
 
 
 def test_salience_matches_decay_formula():
@@ -235,7 +241,12 @@ def test_salience_matches_decay_formula():
 
 @pytest.mark.parametrize(
     "capacity, input_shape, latent_dim, dtype",
-    [(1, (1,), 2, None), (500, (1, 28, 28), 128, None), (37, (3, 32, 32), 16, None), (20, (1, 28, 28), 8, torch.float64)],
+    [
+        (1, (1,), 2, None),
+        (500, (1, 28, 28), 128, None),
+        (37, (3, 32, 32), 16, None),
+        (20, (1, 28, 28), 8, torch.float64),
+    ],
 )
 def test_planned_nbytes_equals_nbytes_of_the_memory_built(capacity, input_shape, latent_dim, dtype):
     planned = EpisodicMemory.planned_nbytes(capacity, input_shape, latent_dim, dtype)
@@ -249,5 +260,8 @@ def test_planned_nbytes_needs_no_torch():
     import subprocess
     import sys
 
-    code = "import sys; from epinet.memory_layout import planned_nbytes; planned_nbytes(5, (1, 28, 28), 4); assert 'torch' not in sys.modules"
+    code = (
+        "import sys; from epinet.memory_layout import planned_nbytes; planned_nbytes(5, (1, 28, 28), 4);"
+        " assert 'torch' not in sys.modules"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -26,8 +26,13 @@ def test_memory_capacity_3_adding_r0_1_to_5_matches_notebook_printout():
     printed = [[1.0], [1.0, 2.0], [1.0, 2.0, 3.0], [4.0, 2.0, 3.0], [4.0, 5.0, 3.0]]
     for i in range(5):
         mem.admit(
-            torch.zeros(1, 1), torch.randn(1, 4), torch.tensor([float(i + 1)]),
-            torch.tensor([i % 2]), 0, now=float(i), alpha=0.1,
+            torch.zeros(1, 1),
+            torch.randn(1, 4),
+            torch.tensor([float(i + 1)]),
+            torch.tensor([i % 2]),
+            0,
+            now=float(i),
+            alpha=0.1,
         )
         assert mem.r0[: len(mem)].tolist() == printed[i]
     assert mem.y.tolist() == [1, 0, 0]
@@ -36,7 +41,15 @@ def test_memory_capacity_3_adding_r0_1_to_5_matches_notebook_printout():
 def test_recall_capacity_5_top_k_2_gives_one_embedding_per_query():
     mem = EpisodicMemory(capacity=5, input_shape=(1,), latent_dim=4)
     for i in range(5):
-        mem.admit(torch.zeros(1, 1), torch.randn(1, 4), torch.tensor([float(i + 1)]), torch.tensor([i % 3]), 0, now=float(i), alpha=0.1)
+        mem.admit(
+            torch.zeros(1, 1),
+            torch.randn(1, 4),
+            torch.tensor([float(i + 1)]),
+            torch.tensor([i % 3]),
+            0,
+            now=float(i),
+            alpha=0.1,
+        )
     assert mem.r0.tolist() == [1.0, 2.0, 3.0, 4.0, 5.0]
     r = RecallEngine(top_k=2).recall(torch.randn(2, 4), mem, now=5.0, alpha=0.1)
     assert r.shape == (2, 4)

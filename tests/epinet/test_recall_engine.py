@@ -11,7 +11,9 @@ def memory_with(z, r0, tau=None, capacity=8):
     mem = EpisodicMemory(capacity=capacity, input_shape=(1,), latent_dim=d)
     for i in range(n):  # one at a time so each can carry its own timestamp
         now = 0.0 if tau is None else float(tau[i])
-        mem.admit(torch.zeros(1, 1), z[i : i + 1], torch.tensor([float(r0[i])]), torch.zeros(1, dtype=torch.long), 0, now, 0.0)
+        mem.admit(
+            torch.zeros(1, 1), z[i : i + 1], torch.tensor([float(r0[i])]), torch.zeros(1, dtype=torch.long), 0, now, 0.0
+        )
     return mem
 
 

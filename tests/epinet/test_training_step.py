@@ -60,8 +60,12 @@ def test_avalanche_plugin_and_observe_train_identically(overrides):
     avalanche_model = small_model(**overrides)
     recorder = ReseedAndRecord()
     strategy = epinet_strategy(
-        avalanche_model, torch.optim.SGD(avalanche_model.parameters(), lr=0.05),
-        train_mb_size=8, eval_mb_size=8, train_epochs=1, plugins=[recorder],
+        avalanche_model,
+        torch.optim.SGD(avalanche_model.parameters(), lr=0.05),
+        train_mb_size=8,
+        eval_mb_size=8,
+        train_epochs=1,
+        plugins=[recorder],
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
