@@ -110,7 +110,8 @@ def test_empty_grid_is_an_error(field, tmp_path, synthetic_root, capsys, unchang
 def test_experiences_that_cannot_split_the_classes_are_refused_by_the_config():
     from benchmarks.config import ConfigError, make_run_config
 
-    with pytest.raises(ConfigError, match=r"split-mnist-task splits 10 classes: n_experiences must divide 10 \(got 3\)"):
+    expected = r"split-mnist-task splits 10 classes: n_experiences must divide 10 \(got 3\)"
+    with pytest.raises(ConfigError, match=expected):
         make_run_config(benchmark="split-mnist-task", strategy="naive", n_experiences=3)
     assert make_run_config(benchmark="permuted-mnist", strategy="naive", n_experiences=3).n_experiences == 3
 
