@@ -10,13 +10,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from run_records import (
+    MAIN,
+    N_EXP,
+    make_record,
+    write_dataset,
+    write_record,
+)
 
-sys.path.insert(0, str(Path(__file__).parent))  # the run-record helpers live beside this file
-from test_report_tables import MAIN, make_record, write_dataset, write_record  # noqa: E402
-
-from benchmarks.aggregate import runs_frame, seen_accuracy_frame  # noqa: E402
-from benchmarks.metrics import seen_accuracy  # noqa: E402
-from benchmarks.report import report  # noqa: E402
+from benchmarks.aggregate import runs_frame, seen_accuracy_frame
+from benchmarks.metrics import seen_accuracy
+from benchmarks.report import report
 
 REPO = Path(__file__).resolve().parents[2]
 STEMS = [
@@ -74,7 +78,7 @@ def test_seen_accuracy_frame_follows_metrics():
         for seed, (acc, forg) in enumerate(zip(*MAIN["split-mnist", "epinet"]))
     ]
     long = seen_accuracy_frame(runs_frame(records))
-    assert len(long) == 3 * 3 and list(long["experience"].unique()) == [1, 2, 3]
+    assert len(long) == 3 * N_EXP and list(long["experience"].unique()) == list(range(1, N_EXP + 1))
     for seed, record in enumerate(records):
         got = long.loc[long["seed"] == seed, "seen_accuracy"].to_numpy()
         np.testing.assert_allclose(got, seen_accuracy(record["accuracy_matrix"]))

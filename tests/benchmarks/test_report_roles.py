@@ -5,14 +5,18 @@ versions and the LaTeX translation of notes."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))  # the run-record helpers live beside this file
-from test_report_tables import cell, make_record, md_table, stars, welch_by_hand, write_record
+from run_records import (
+    cell,
+    make_record,
+    md_table,
+    stars,
+    welch_by_hand,
+    write_record,
+)
 
 from benchmarks.config import ConfigError, SweepConfig, load_sweep, make_run_config
 from benchmarks.markdown_blocks import read_block
