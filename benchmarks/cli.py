@@ -7,25 +7,14 @@ command has validated its configuration, its data files and its memory budget.
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 import typing
 from pathlib import Path
 
+from benchmarks.interrupts import Interrupted, raise_on_signals
+from benchmarks.run_flags import add_run_flags, run_fields
+
 DEFAULT_RESULTS = Path("results")
-EXIT_ON_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
-
-
-class Interrupted(BaseException):
-    """SIGINT or SIGTERM, raised where the main thread is; unwinds like KeyboardInterrupt."""
-
-    def __init__(self, signum: int):
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
-
-
-def _raise_interrupted(signum, frame):
-    raise Interrupted(signum)
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -46,65 +35,6 @@ def _log(quiet: bool):
 
 def _warn(message: str) -> None:
     print(message, file=sys.stderr)
-
-
-# ----------------------------------------------------------------------------- run flags from RunConfig
-
-NOT_FLAGS = {
-    "strategy_options",
-    "role",
-    "reference",
-}  # options: repeated --option KEY=VALUE; role, reference: sweep YAML only
-
-
-def _flag_fields():
-    from benchmarks.config import RunConfig
-
-    return {name: info for name, info in RunConfig.model_fields.items() if name not in NOT_FLAGS}
-
-
-def _is_bool(annotation) -> bool:
-    return annotation is bool
-
-
-def add_run_flags(parser: argparse.ArgumentParser) -> None:
-    """One flag per RunConfig field, help from the field's description; values are strings
-    that RunConfig validates, so every bad value gets the same one-line error."""
-    from benchmarks.scenarios import BENCHMARKS
-
-    for name, info in _flag_fields().items():
-        flag = "--" + name.replace("_", "-")
-        help_text = info.description or ""
-        if name == "benchmark":
-            help_text = " | ".join(BENCHMARKS)
-        if _is_bool(info.annotation):
-            parser.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=None, help=help_text)
-        else:
-            default = "" if info.is_required() else f" (default: {info.default})"
-            parser.add_argument(
-                flag, dest=name, required=info.is_required(), metavar=name.upper(), help=help_text + default
-            )
-    parser.add_argument(
-        "--option",
-        action="append",
-        metavar="KEY=VALUE",
-        help="strategy option, e.g. --option ewc_lambda=1000 (YAML value)",
-    )
-
-
-def run_fields(args) -> dict:
-    fields = {name: getattr(args, name) for name in _flag_fields() if getattr(args, name, None) is not None}
-    if args.option:
-        import yaml
-
-        options = {}
-        for item in args.option:
-            key, sep, value = item.partition("=")
-            if not sep or not key:
-                raise ValueError(f"--option expects KEY=VALUE, got {item!r}")
-            options[key] = yaml.safe_load(value)
-        fields["strategy_options"] = options
-    return fields
 
 
 # ----------------------------------------------------------------------------- commands
@@ -347,10 +277,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    # SIGTERM unwinds like Ctrl-C (workers stopped, temporary files removed); each exits with
-    # the shell's code for it, 130 or 143, which `timeout`, CI and schedulers read.
-    for signum in EXIT_ON_SIGNAL:
-        signal.signal(signum, _raise_interrupted)
+    # SIGTERM unwinds like Ctrl-C: workers stopped, temporary files removed, exit 143 or 130.
+    raise_on_signals()
     try:
         args = build_parser().parse_args(argv)
         from benchmarks.config import ConfigError
@@ -362,9 +290,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"epinet-bench: error: {err}", file=sys.stderr)
             return 2
     except (Interrupted, KeyboardInterrupt) as stop:
-        signum = getattr(stop, "signum", signal.SIGINT)
         print("epinet-bench: interrupted; finished runs are saved and a rerun resumes from them", file=sys.stderr)
-        return EXIT_ON_SIGNAL[signum]
+        return stop.exit_code if isinstance(stop, Interrupted) else 130
 
 
 if __name__ == "__main__":

@@ -17,19 +17,7 @@ import pickle
 import signal
 import sys
 
-INTERRUPTED_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}
-
-
-class Interrupted(BaseException):
-    """Raised by the signal handler; a BaseException so ``except Exception`` does not swallow it."""
-
-    def __init__(self, signum: int):
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
-
-
-def _raise_interrupted(signum, frame):
-    raise Interrupted(signum)
+from benchmarks.interrupts import Interrupted, raise_on_signals
 
 
 def _die_with_parent(parent_pid: int) -> None:
@@ -44,8 +32,7 @@ def _die_with_parent(parent_pid: int) -> None:
 
 def main(argv: list[str]) -> int:
     job_path, outcome_path, parent_pid = argv[0], argv[1], int(argv[2])
-    for signum in INTERRUPTED_EXIT:
-        signal.signal(signum, _raise_interrupted)
+    raise_on_signals()
     try:
         _die_with_parent(parent_pid)
         with open(job_path, "rb") as f:
@@ -68,7 +55,7 @@ def main(argv: list[str]) -> int:
             f.write(payload)
         return 0
     except Interrupted as stop:
-        return INTERRUPTED_EXIT[stop.signum]
+        return stop.exit_code
 
 
 if __name__ == "__main__":

@@ -1,0 +1,34 @@
+"""SIGINT and SIGTERM as an exception, for the CLI and every sweep worker alike.
+
+A handler raises ``Interrupted`` wherever the main thread is, so ``finally`` blocks and
+``store.write_atomic``'s cleanup run; each process then exits with the shell's code for the
+signal (130, 143), which ``timeout``, CI and schedulers read. Standard library only: a worker
+installs it before importing anything heavy.
+"""
+
+from __future__ import annotations
+
+import signal
+
+EXIT_ON_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
+
+
+class Interrupted(BaseException):
+    """A BaseException, like KeyboardInterrupt, so ``except Exception`` does not swallow it."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_ON_SIGNAL[self.signum]
+
+
+def _raise_interrupted(signum, frame):
+    raise Interrupted(signum)
+
+
+def raise_on_signals() -> None:
+    for signum in EXIT_ON_SIGNAL:
+        signal.signal(signum, _raise_interrupted)

@@ -1,0 +1,62 @@
+"""``epinet-bench run``'s flags, generated from ``RunConfig``'s fields (one list of settings).
+
+Each field becomes a flag with the field's description as help; values reach ``RunConfig`` as
+strings and are validated there, so every bad value gets the same one-line error.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+# strategy_options come as repeated --option KEY=VALUE; role and reference belong to sweep YAMLs.
+NOT_FLAGS = {"strategy_options", "role", "reference"}
+
+
+def _flag_fields():
+    from benchmarks.config import RunConfig
+
+    return {name: info for name, info in RunConfig.model_fields.items() if name not in NOT_FLAGS}
+
+
+def _is_bool(annotation) -> bool:
+    return annotation is bool
+
+
+def add_run_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per RunConfig field, help from the field's description; values are strings
+    that RunConfig validates, so every bad value gets the same one-line error."""
+    from benchmarks.scenarios import BENCHMARKS
+
+    for name, info in _flag_fields().items():
+        flag = "--" + name.replace("_", "-")
+        help_text = info.description or ""
+        if name == "benchmark":
+            help_text = " | ".join(BENCHMARKS)
+        if _is_bool(info.annotation):
+            parser.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+        else:
+            default = "" if info.is_required() else f" (default: {info.default})"
+            parser.add_argument(
+                flag, dest=name, required=info.is_required(), metavar=name.upper(), help=help_text + default
+            )
+    parser.add_argument(
+        "--option",
+        action="append",
+        metavar="KEY=VALUE",
+        help="strategy option, e.g. --option ewc_lambda=1000 (YAML value)",
+    )
+
+
+def run_fields(args) -> dict:
+    fields = {name: getattr(args, name) for name in _flag_fields() if getattr(args, name, None) is not None}
+    if args.option:
+        import yaml
+
+        options = {}
+        for item in args.option:
+            key, sep, value = item.partition("=")
+            if not sep or not key:
+                raise ValueError(f"--option expects KEY=VALUE, got {item!r}")
+            options[key] = yaml.safe_load(value)
+        fields["strategy_options"] = options
+    return fields
