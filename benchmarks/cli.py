@@ -157,11 +157,13 @@ def cmd_determinism(args) -> int:
 
     root = check_root(args.data_root)
     read_arrays(root)
-    print(
-        run_determinism(
-            args.config, args.out, args.threads, args.repeats, args.jobs, str(root), _log(args.quiet), _warn
-        )
-    )
+    log = _log(args.quiet)
+    table = run_determinism(args.config, args.out, args.threads, args.repeats, args.jobs, str(root), log, _warn)
+    print(table)
+    if args.update_readme:
+        from benchmarks.markdown_blocks import splice
+
+        splice(args.update_readme, "determinism-table", table)
     return 0
 
 
@@ -236,6 +238,9 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         default=DEFAULT_RESULTS,
         help="where determinism.{md,json} and the runs go (default: results)",
+    )
+    p.add_argument(
+        "--update-readme", type=Path, metavar="README", help="also fill the README's determinism-table block"
     )
     p.set_defaults(fn=cmd_determinism)
 
