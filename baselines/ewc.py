@@ -1,7 +1,7 @@
 """Elastic Weight Consolidation (Kirkpatrick et al., 2017) through Avalanche's EWCPlugin.
 
-``ewc_lambda`` is chosen on the validation split (see benchmarks/configs/tune.yaml and the
-README); the chosen values live in the sweep configs, per benchmark.
+``ewc_lambda`` is chosen on the validation split (see benchmarks/configs/tune.yaml and
+results/README.md); the chosen values live in the sweep configs, per benchmark.
 """
 
 from typing import Literal

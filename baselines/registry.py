@@ -45,11 +45,18 @@ class StrategySpec:
     reserved: dict[str, str] = field(default_factory=dict)  # keys that are not options here -> why
 
     def option_names(self) -> list[str]:
+        # The keys pydantic reads: a field's alias if it has one (its name too only where the
+        # model populates by name); a key it would not read must not pass as known.
+        by_name = bool(
+            self.options.model_config.get("populate_by_name") or self.options.model_config.get("validate_by_name")
+        )
         names = set()
         for name, info in self.options.model_fields.items():
-            names.add(name)
-            if isinstance(info.alias, str):
-                names.add(info.alias)
+            alias = info.validation_alias if isinstance(info.validation_alias, str) else info.alias
+            if alias is None or by_name:
+                names.add(name)
+            if isinstance(alias, str):
+                names.add(alias)
         return sorted(names)
 
     def validate_options(self, options: dict[str, Any], memory: int) -> BaseModel:

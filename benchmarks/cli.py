@@ -152,11 +152,19 @@ def cmd_perf(args) -> int:
 
 
 def cmd_determinism(args) -> int:
+    from benchmarks.config import load_sweep
     from benchmarks.data import check_root, read_arrays
     from benchmarks.determinism import run_determinism
+    from benchmarks.resources import check_memory_fits
+    from benchmarks.store import ensure_writable
 
+    if args.jobs < 1:
+        raise ValueError(f"--jobs must be at least 1 (got {args.jobs})")
+    configs = load_sweep(args.config).runs()
     root = check_root(args.data_root)
     read_arrays(root)
+    check_memory_fits(configs, concurrent=args.jobs)
+    ensure_writable(args.out)
     log = _log(args.quiet)
     table = run_determinism(args.config, args.out, args.threads, args.repeats, args.jobs, str(root), log, _warn)
     print(table)
@@ -270,12 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--out", type=Path, default=DEFAULT_RESULTS, help="where perf.json and perf.md go (default: results)"
     )
-    p.add_argument(
-        "--threads",
-        type=int,
-        default=1,
-        help="torch threads in the timing process (default 1, as each sweep worker runs)",
-    )
+    threads(p, "in the timing process")
     p.add_argument("--skip-quick", action="store_true", help="skip (e), the full quick.yaml sweep (a few minutes)")
     p.set_defaults(fn=cmd_perf)
     return parser

@@ -23,7 +23,7 @@ from pydantic import (
 from baselines.registry import get_strategy, known_strategies
 from benchmarks.roles import Role, role_named_like
 from benchmarks.scenarios import BENCHMARKS, get_scenario
-from epinet.backbones import BACKBONES
+from epinet.backbones import check_backbone
 
 # Torch threads of a run, in `run` and in every sweep worker alike: EpiNet's result moves with
 # the thread count, so one default keeps a single run equal to the same run in a sweep.
@@ -69,7 +69,7 @@ class RunConfig(BaseModel):
     lr: PositiveFloat = Field(1e-3, description="learning rate")
     optimizer: Literal["adam", "sgd"] = Field("adam", description="adam | sgd")
     memory: PositiveInt = Field(500, description="memory budget in items (replay buffer, EpiNet capacity)")
-    backbone: str = Field("mlp", description="mlp | cnn")
+    backbone: str = Field("mlp", description="a registered backbone")
     n_experiences: PositiveInt | None = Field(None, description="experiences in the stream (default: the benchmark's)")
     valid_fraction: float = Field(
         0.1, gt=0, lt=1, description="share of each training experience held out for validation"
@@ -91,16 +91,12 @@ class RunConfig(BaseModel):
     @field_validator("benchmark")
     @classmethod
     def _known_benchmark(cls, v: str) -> str:
-        if v not in BENCHMARKS:
-            raise ValueError(f"unknown benchmark {v!r}; known: {', '.join(BENCHMARKS)}")
-        return v
+        return get_scenario(v).name
 
     @field_validator("backbone")
     @classmethod
     def _known_backbone(cls, v: str) -> str:
-        if v not in BACKBONES:
-            raise ValueError(f"unknown backbone {v!r}; known: {', '.join(sorted(BACKBONES))}")
-        return v
+        return check_backbone(v)
 
     @field_validator("strategy")
     @classmethod
@@ -151,7 +147,7 @@ class Experiment(BaseModel):
     benchmarks: list[str] = Field(min_length=1)
     strategies: list[str] = Field(min_length=1)
     overrides: dict[str, Any] = Field(default_factory=dict)
-    variants: dict[str, dict[str, Any]] = Field(default_factory=lambda: {"default": {}})
+    variants: dict[str, dict[str, Any]] = Field(default_factory=lambda: {"default": {}}, min_length=1)
     seeds: list[int] | None = Field(None, min_length=1)  # overrides the sweep's seeds for this block
     role: Role | None = None  # None: the role named like the experiment (benchmarks.roles)
     reference: str | None = None  # strategy the report tests the others against (Welch), e.g. replay

@@ -13,6 +13,7 @@ import psutil
 
 from baselines.registry import get_strategy
 from benchmarks.config import ConfigError, RunConfig
+from benchmarks.units import human_bytes
 
 MEMORY_SHARE = 0.5
 INPUT_SHAPE = (1, 28, 28)  # every benchmark here is MNIST-sized
@@ -26,14 +27,6 @@ def planned_bytes(config: RunConfig) -> int:
     return int(spec.planned_bytes(options, config.memory, INPUT_SHAPE))
 
 
-def human(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB", "PB"):
-        if abs(n) < 1000 or unit == "PB":
-            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
-        n /= 1000
-    raise AssertionError("unreachable")
-
-
 def check_memory_fits(configs: list[RunConfig], concurrent: int = 1, available: int | None = None) -> None:
     """ConfigError naming the first configuration whose planned memory exceeds its share."""
     available = psutil.virtual_memory().available if available is None else available
@@ -43,6 +36,7 @@ def check_memory_fits(configs: list[RunConfig], concurrent: int = 1, available: 
         if need > limit:
             runs = f" per run with {concurrent} runs at once" if concurrent > 1 else ""
             raise ConfigError(
-                f"memory {config.memory} for {config.strategy} would allocate {human(need)}; this machine allows "
-                f"{human(limit)}{runs} ({MEMORY_SHARE:.0%} of the {human(available)} available): lower --memory"
+                f"memory {config.memory} for {config.strategy} would allocate {human_bytes(need)}; "
+                f"this machine allows {human_bytes(limit)}{runs} "
+                f"({MEMORY_SHARE:.0%} of the {human_bytes(available)} available): lower --memory"
             )

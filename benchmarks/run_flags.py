@@ -26,16 +26,17 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
     """One flag per RunConfig field, help from the field's description; values are strings
     that RunConfig validates, so every bad value gets the same one-line error."""
     from benchmarks.scenarios import BENCHMARKS
+    from epinet.backbones import BACKBONES
 
+    choices = {"benchmark": BENCHMARKS, "backbone": sorted(BACKBONES)}  # from their registries
     for name, info in _flag_fields().items():
         flag = "--" + name.replace("_", "-")
-        help_text = info.description or ""
-        if name == "benchmark":
-            help_text = " | ".join(BENCHMARKS)
+        help_text = " | ".join(choices[name]) if name in choices else info.description or ""
         if _is_bool(info.annotation):
             parser.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=None, help=help_text)
         else:
-            default = "" if info.is_required() else f" (default: {info.default})"
+            said = info.is_required() or "default" in help_text  # the description already says it
+            default = "" if said else f" (default: {info.default})"
             parser.add_argument(
                 flag, dest=name, required=info.is_required(), metavar=name.upper(), help=help_text + default
             )

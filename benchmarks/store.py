@@ -20,7 +20,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from benchmarks import metrics
-from benchmarks.config import ConfigError, RunConfig, make_run_config
+from benchmarks.config import ConfigError, RunConfig, error_lines, make_run_config
 from benchmarks.scenarios import get_scenario
 
 SCHEMA_VERSION = 1
@@ -155,8 +155,7 @@ def read_result(path: Path) -> RunResult:
     try:
         result = RunResult.model_validate(raw)
     except ValidationError as err:
-        first = err.errors()[0]
-        raise CorruptResult(f"{path}: {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+        raise CorruptResult(f"{path}: {error_lines(err)[0]}") from None
     if not result.accuracy_matrix:
         raise CorruptResult(f"{path}: accuracy matrix is empty")
     problem = rederive(result)

@@ -52,8 +52,12 @@ BACKBONES: dict[str, Callable[[], tuple[nn.Module, int]]] = {
 }
 
 
-def make_backbone(name: str) -> tuple[nn.Module, int]:
-    """Build a fresh backbone: (module mapping [B,1,28,28] -> [B,F], F)."""
+def check_backbone(name: str) -> str:
     if name not in BACKBONES:
         raise ValueError(f"unknown backbone {name!r}; known: {', '.join(sorted(BACKBONES))}")
-    return BACKBONES[name]()
+    return name
+
+
+def make_backbone(name: str) -> tuple[nn.Module, int]:
+    """Build a fresh backbone: (module mapping [B,1,28,28] -> [B,F], F)."""
+    return BACKBONES[check_backbone(name)]()

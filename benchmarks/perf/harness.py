@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from benchmarks.perf import targets
+import benchmarks.perf.targets as targets
 from benchmarks.perf.setups import build_strategy, strategy_setup, timed_train
 from benchmarks.perf.timing import Row, Timing, interleaved, ms
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from benchmarks.perf import targets
+import benchmarks.perf.targets as targets
 from benchmarks.perf.setups import build_strategy, strategy_setup, timed_train
 from benchmarks.perf.timing import Row, Timing, interleaved, ms
 

@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from benchmarks.perf import targets
+import benchmarks.perf.targets as targets
 from benchmarks.perf.setups import BATCH, LATENT, random_memory
 from benchmarks.perf.timing import Row, Timing, time_calls
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
-from benchmarks.perf import targets
+import benchmarks.perf.targets as targets
 from benchmarks.perf.timing import Row
 
 

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from benchmarks.perf import targets
+import benchmarks.perf.targets as targets
 from benchmarks.perf.timing import Row, mib
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -27,7 +27,8 @@ from benchmarks.report.pages import (
     write_results_page,
 )
 from benchmarks.report.selection import NoData, Runs, load_runs
-from benchmarks.report.stats import human_bytes, welch
+from benchmarks.report.stats import welch
+from benchmarks.units import human_bytes
 
 __all__ = [
     "README_END",

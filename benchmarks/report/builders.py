@@ -10,8 +10,9 @@ import pandas as pd
 from benchmarks.aggregate import mean_std
 from benchmarks.report.order import benchmark_order, describe, name, strategy_order, variant_order
 from benchmarks.report.selection import NoData, ablations, memory_series, reference_of, tuning_runs, upper_bounds
-from benchmarks.report.stats import Stat, best, code_versions, human_bytes, stars, stat, welch
+from benchmarks.report.stats import Stat, best, code_versions, stars, stat, welch
 from benchmarks.report.tables import Column, Table
+from benchmarks.units import human_bytes
 
 FULL_LABEL = "full (main)"
 STD_NOTE = "Mean ± sample standard deviation (pandas, ddof = 1) over the n seeds of each cell (± left out when n = 1)."

@@ -124,7 +124,7 @@ def report(
 def draw_figures(main, frame, figures_dir: Path, attempt: Callable, out: Callable, log: Callable) -> list[Path]:
     """Every figure the runs allow; none, with a message, where matplotlib or seaborn is missing."""
     try:
-        from benchmarks.report import figures as fig  # selects matplotlib's Agg backend
+        import benchmarks.report.figures as fig  # selects matplotlib's Agg backend
     except Exception as err:
         log(f"skipped figures: cannot load matplotlib/seaborn: {type(err).__name__}: {err}")
         return []

@@ -62,18 +62,6 @@ def best(means: dict[str, float], highest: bool) -> set[str]:
     return {s for s, m in shown.items() if m == top}
 
 
-def human_bytes(n: float) -> str:
-    """Decimal units: ``1576000`` -> ``1.6 MB``."""
-    if n is None or not math.isfinite(n):
-        return "—"
-    if abs(n) < 1000:
-        return f"{n:.0f} B"
-    for unit in ("kB", "MB", "GB", "TB"):
-        n /= 1000
-        if round(abs(n), 1) < 1000 or unit == "TB":
-            return f"{n:.1f} {unit}"
-
-
 def code_versions(runs: pd.DataFrame) -> str:
     """``Code version(s): 6dfd080 (27 runs), 810008c (26 runs)``: which code produced ``runs``, most runs first."""
     if runs.empty:

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 import benchmarks
 from baselines import registry
@@ -91,6 +91,20 @@ class LwFOptions(BaseModel):
 def build(setup, options):
     return setup.strategy(setup.classifier(), plugins=[LwFPlugin(alpha=options.alpha, temperature=options.temperature)])
 """
+
+
+def test_a_field_behind_an_alias_is_known_by_its_alias_only():
+    class AliasedOptions(BaseModel):  # pydantic reads "temp" and ignores "temperature" here
+        temperature: float = Field(2.0, alias="temp")
+
+    register_strategy("test-aliased", options=AliasedOptions)(lambda setup, options: None)
+    try:
+        spec = get_strategy("test-aliased")
+        with pytest.raises(ValueError, match=r"unknown option 'temperature' for strategy 'test-aliased'; known: temp$"):
+            spec.validate_options({"temperature": 1.5}, memory=10)
+        assert spec.validate_options({"temp": 1.5}, memory=10).temperature == 1.5
+    finally:
+        registry._REGISTRY.pop("test-aliased", None)
 
 
 def test_plain_basemodel_options_are_strict_too(tiny_strategy):

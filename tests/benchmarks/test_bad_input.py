@@ -87,6 +87,21 @@ def test_sweep_strategy_options_must_name_known_things(extra, expected, tmp_path
     )
 
 
+def test_experiment_without_variants_is_an_empty_grid(tmp_path, synthetic_root, capsys, unchanged):
+    path = sweep_file(tmp_path)
+    path.write_text(path.read_text().replace("strategies: [naive]", "strategies: [naive]\n    variants: {}"))
+    unchanged()
+    argv = ["sweep", str(path), "--data-root", str(synthetic_root), "--results", str(tmp_path / "res"), "-q"]
+    one_line_error(capsys, argv, "experiments.0.variants: Dictionary should have at least 1 item")
+
+
+def test_determinism_needs_at_least_one_job(tmp_path, synthetic_root, capsys, unchanged):
+    path = sweep_file(tmp_path)
+    unchanged()
+    argv = ["determinism", str(path), "--jobs", "0", "--data-root", str(synthetic_root), "--out", str(tmp_path / "o")]
+    one_line_error(capsys, argv, "--jobs must be at least 1 (got 0)")
+
+
 def test_sweep_given_a_directory(tmp_path, capsys, unchanged):
     unchanged()
     one_line_error(capsys, ["sweep", str(tmp_path), "-q"], f"sweep config {tmp_path} is a directory")

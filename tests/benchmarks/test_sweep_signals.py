@@ -1,10 +1,10 @@
 """A real ``epinet-bench sweep`` subprocess stopped by SIGTERM, SIGINT and SIGKILL.
 
 Whenever the signal arrives (while the parent plans, while workers import, as results are
-being written) and with the CPU kept busy: the sweep exits within 5 s with 130 or 143, leaves
-no worker process, no temporary file and no leaked-semaphore warning, and every result on
-disk is complete and valid. SIGKILL at random moments, then a resume, ends with exactly the
-full grid.
+being written), to the sweep alone or to its whole process group, and with the CPU kept busy:
+the sweep exits within 5 s with 130 or 143, leaves no worker process, no temporary file and no
+leaked-semaphore warning, and every result on disk is complete and valid. SIGKILL at random
+moments, then a resume, ends with exactly the full grid.
 """
 
 from __future__ import annotations
@@ -41,12 +41,14 @@ def sweep_file(tmp_path):
     return path
 
 
-def start_sweep(sweep_file, results, data_root) -> subprocess.Popen:
+def start_sweep(sweep_file, results, data_root, own_group=False) -> subprocess.Popen:
     command = [sys.executable, "-m", "benchmarks.cli", "sweep", str(sweep_file), "--jobs", "2", "-q",
                "--results", str(results), "--data-root", str(data_root)]  # fmt: skip
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    # own_group: the sweep leads its own process group, as a shell job does, so a signal can go
+    # to the whole group (what Ctrl-C in a terminal or `timeout --foreground` delivers).
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                            cwd=Path(__file__).resolve().parents[2])  # fmt: skip
+                            cwd=Path(__file__).resolve().parents[2], start_new_session=own_group)  # fmt: skip
 
 
 def workers_of(pid: int) -> list[psutil.Process]:
@@ -104,13 +106,16 @@ MOMENTS = {
 }
 
 
-def interrupt_and_check(signum, moment, sweep_file, tmp_path, data_root):
+def interrupt_and_check(signum, moment, sweep_file, tmp_path, data_root, to_group=False):
     results = tmp_path / "results"
-    proc = start_sweep(sweep_file, results, data_root)
+    proc = start_sweep(sweep_file, results, data_root, own_group=to_group)
     try:
         assert MOMENTS[moment](proc, results), f"the sweep never reached {moment}"
         assert proc.poll() is None, proc.communicate()
-        proc.send_signal(signum)
+        if to_group:
+            os.killpg(proc.pid, signum)  # the sweep and every worker at once
+        else:
+            proc.send_signal(signum)
         sent = time.monotonic()
         _, stderr = proc.communicate(timeout=30)
         took = time.monotonic() - sent
@@ -129,6 +134,12 @@ def interrupt_and_check(signum, moment, sweep_file, tmp_path, data_root):
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_signal_stops_the_sweep_cleanly(signum, moment, sweep_file, tmp_path, synthetic_root):
     interrupt_and_check(signum, moment, sweep_file, tmp_path, synthetic_root)
+
+
+@pytest.mark.parametrize("moment", ["workers-starting", "first-result-written"])
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_signal_to_the_whole_process_group(signum, moment, sweep_file, tmp_path, synthetic_root):
+    interrupt_and_check(signum, moment, sweep_file, tmp_path, synthetic_root, to_group=True)
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
