@@ -81,9 +81,7 @@ def cmd_run(args) -> int:
 
     quiet_library_warnings()
     torch.set_num_threads(threads)
-    record = run_and_store(
-        config, args.results, progress=not args.quiet, data=load_mnist(config.data_root, download=False)
-    )
+    record = run_and_store(config, args.results, progress=not args.quiet, data=load_mnist(config.data_root))
     print(format_summary(summary(runs_frame([record]))))
     print("accuracy matrix (row i: after training experience i):")
     for row in record["accuracy_matrix"]:

@@ -4,6 +4,8 @@ The root is in torchvision layout: ``<root>/MNIST/raw/{train,t10k}-{images-idx3,
 Resolution order: ``--data-root`` flag, then ``EPINET_DATA_ROOT``, then Avalanche's default
 dataset location.  Files are verified (size and SHA-256 of the canonical release) before a
 single sample is trained on, so a truncated or corrupt download is reported, never used.
+Only ``epinet-bench data`` tries torchvision's download of missing files; every other command
+reports them at once, in one line.
 """
 
 from __future__ import annotations
@@ -81,19 +83,13 @@ def missing_files(root: Path) -> list[str]:
 
 
 def missing_message(root: Path) -> str:
+    """One line: which files are missing where, and the two ways to fix it."""
     missing = missing_files(root)
-    names = "\n".join(
-        f"  {raw_dir(root) / name}{'   <- missing' if name in missing else ''}" for name in FILES.values()
-    )
-    what = (
-        "MNIST not found"
-        if len(missing) == len(FILES)
-        else f"{len(missing)} of the 4 MNIST files missing ({', '.join(missing)})"
-    )
+    what = "MNIST not found" if len(missing) == len(FILES) else "MNIST incomplete"
     return (
-        f"{what} under data root {root}.\nExpected these four files (uncompressed IDX):\n{names}\n"
-        f"Point the harness at a directory that contains MNIST/raw/ with --data-root DIR "
-        f"or the {ENV_VAR} environment variable."
+        f"{what} under data root {root}: {', '.join(missing)} missing from {raw_dir(root)}; point --data-root "
+        f"or {ENV_VAR} at a directory holding MNIST/raw/ with the four uncompressed IDX files "
+        f"({', '.join(FILES.values())}), or run `epinet-bench data --data-root DIR` to download them"
     )
 
 
@@ -116,15 +112,16 @@ def _download_leaving_nothing_on_failure(root: Path) -> None:
         raise
 
 
-def ensure_files(root: Path, download: bool = True) -> None:
-    """Make sure the four raw files exist, trying torchvision's download if allowed."""
+def ensure_files(root: Path, download: bool = False) -> None:
+    """Make sure the four raw files exist, trying torchvision's download if allowed (only
+    ``epinet-bench data`` allows it: elsewhere a mistyped root is answered at once)."""
     if not missing_files(root):
         return
     if download:
         try:
             _download_leaving_nothing_on_failure(root)
         except Exception as err:  # any failure (no network, HTTP error) ends in the same advice
-            raise DataError(f"{missing_message(root)}\n(download attempt failed: {err})") from None
+            raise DataError(f"{missing_message(root)} (download attempt failed: {err})") from None
         if not missing_files(root):
             return
     raise DataError(missing_message(root))
@@ -217,7 +214,7 @@ def normalise(images: np.ndarray) -> torch.Tensor:
     return x.sub_(MNIST_MEAN).div_(MNIST_STD).unsqueeze(1)
 
 
-def check_root(root: str | os.PathLike | None = None, *, download: bool = True) -> Path:
+def check_root(root: str | os.PathLike | None = None, *, download: bool = False) -> Path:
     """Resolve the root and verify its files (no torch import): the check before any work."""
     root = resolve_root(root)
     ensure_files(root, download=download)
@@ -248,7 +245,7 @@ def read_arrays(root: Path) -> dict[str, np.ndarray]:
     return arrays
 
 
-def load_mnist(root: str | os.PathLike | None = None, *, download: bool = True) -> MNIST:
+def load_mnist(root: str | os.PathLike | None = None, *, download: bool = False) -> MNIST:
     """Resolve, verify and load MNIST as normalised tensors. Raises DataError with advice."""
     import torch
 
