@@ -1,7 +1,7 @@
 """Hand-made run records for the report tests, and the statistics the tests compute by hand.
 
-Shared by the report tests of this folder (pytest puts this folder on the import path, as it
-does for every test folder without ``__init__.py``). Each record is one the store accepts: its
+Shared by the report tests of this folder (``from tests.benchmarks.run_records import ...``).
+Each record is one the store accepts: its
 metrics re-derive from its accuracy matrix and its hash from its config.
 """
 

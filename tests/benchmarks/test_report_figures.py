@@ -10,17 +10,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from run_records import (
+
+from benchmarks.aggregate import runs_frame, seen_accuracy_frame
+from benchmarks.metrics import seen_accuracy
+from benchmarks.report import report
+from tests.benchmarks.run_records import (
     MAIN,
     N_EXP,
     make_record,
     write_dataset,
     write_record,
 )
-
-from benchmarks.aggregate import runs_frame, seen_accuracy_frame
-from benchmarks.metrics import seen_accuracy
-from benchmarks.report import report
 
 REPO = Path(__file__).resolve().parents[2]
 STEMS = [

@@ -9,7 +9,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from run_records import (
+
+from benchmarks.config import ConfigError, SweepConfig, load_sweep, make_run_config
+from benchmarks.markdown_blocks import read_block
+from benchmarks.report import load_runs, report
+from benchmarks.report.tables import tex_note
+from tests.benchmarks.run_records import (
     cell,
     make_record,
     md_table,
@@ -17,11 +22,6 @@ from run_records import (
     welch_by_hand,
     write_record,
 )
-
-from benchmarks.config import ConfigError, SweepConfig, load_sweep, make_run_config
-from benchmarks.markdown_blocks import read_block
-from benchmarks.report import load_runs, report
-from benchmarks.report.tables import tex_note
 
 REPO = Path(__file__).resolve().parents[2]
 LWF = {"naive": [0.20, 0.22, 0.19], "ewc": [0.50, 0.55, 0.52], "epinet": [0.70, 0.74, 0.69]}

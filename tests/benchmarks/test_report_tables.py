@@ -12,21 +12,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from run_records import (
-    ABLATION,
-    MAIN,
-    MEMORY,
-    MEMORY_BYTES,
-    cell,
-    make_record,
-    md_table,
-    mean,
-    sd,
-    stars,
-    welch_by_hand,
-    write_dataset,
-    write_record,
-)
 
 from benchmarks.cli import build_parser
 from benchmarks.markdown_blocks import read_block
@@ -43,6 +28,21 @@ from benchmarks.report import (
 from benchmarks.report.builders import tuning_table
 from benchmarks.report.pages import SECTIONS
 from benchmarks.store import SCHEMA_VERSION
+from tests.benchmarks.run_records import (
+    ABLATION,
+    MAIN,
+    MEMORY,
+    MEMORY_BYTES,
+    cell,
+    make_record,
+    md_table,
+    mean,
+    sd,
+    stars,
+    welch_by_hand,
+    write_dataset,
+    write_record,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 

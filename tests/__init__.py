@@ -1,0 +1,1 @@
+"""Tests, a package so that shared helpers import by their full name."""
