@@ -1,7 +1,6 @@
 """EpiNet Bench: streams, runner, sweeps and reports for continual-learning benchmarks."""
 
-import warnings
+from benchmarks.quiet import quiet_library_warnings
 
-# qpsolvers (pulled in by Avalanche) announces at import that it found no optional solver;
-# nothing in this harness uses it.
-warnings.filterwarnings("ignore", message="no QP solver found")
+# Before anything imports Avalanche: qpsolvers (pulled in by it) warns at import time.
+quiet_library_warnings()

@@ -76,10 +76,8 @@ def cmd_run(args) -> int:
 
     from benchmarks.aggregate import format_summary, runs_frame, summary
     from benchmarks.data import load_mnist
-    from benchmarks.quiet import quiet_library_warnings
     from benchmarks.runner import run_and_store
 
-    quiet_library_warnings()
     torch.set_num_threads(threads)
     record = run_and_store(config, args.results, progress=not args.quiet, data=load_mnist(config.data_root))
     print(format_summary(summary(runs_frame([record]))))

@@ -39,10 +39,7 @@ def main(argv: list[str]) -> int:
             job, config, threads = pickle.load(f)
         import torch
 
-        from benchmarks.quiet import quiet_library_warnings
-
         torch.set_num_threads(threads)
-        quiet_library_warnings()
         try:
             outcome = job(config)
         except Exception as err:  # reported by the sweep; the other runs go on
