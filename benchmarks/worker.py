@@ -6,7 +6,7 @@ is in place, so that a signal at any moment ends it cleanly:
 
 * SIGTERM and SIGINT raise inside the run, so ``store.write_atomic`` removes its temporary
   file and nothing half-written survives;
-* on Linux it asks to receive SIGTERM when its parent dies (even by SIGKILL), so a killed
+* on Linux it asks the kernel for SIGKILL when its parent dies (even by SIGKILL), so a killed
   sweep leaves no orphan behind.
 """
 
@@ -25,7 +25,10 @@ def _die_with_parent(parent_pid: int) -> None:
         import ctypes
 
         PR_SET_PDEATHSIG = 1
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        # SIGKILL, not SIGTERM: a SIGTERM can wait out a long C call (importing torch) or be
+        # swallowed by a library's bare ``except``, and the orphan would go on writing results.
+        # What a killed writer leaves (a temporary file) the next sweep removes.
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != parent_pid:  # the parent died before the request took effect
         raise Interrupted(signal.SIGTERM)
 
