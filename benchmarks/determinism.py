@@ -23,7 +23,8 @@ import pandas as pd
 
 from benchmarks.aggregate import runs_frame
 from benchmarks.config import load_sweep
-from benchmarks.provenance import code_version, cpu_model, short_version
+from benchmarks.provenance import code_version, cpu_model
+from benchmarks.report.stats import code_versions
 from benchmarks.sweep import LocalPool, sweep
 
 KEY = ["benchmark", "strategy", "seed"]
@@ -39,7 +40,7 @@ def measure(
         log(f"determinism: {n_threads} thread(s), repetition {repeat} of {repeats}")
         done = sweep(configs, work / f"threads{n_threads}-rep{repeat}", LocalPool(jobs=jobs, threads_per_job=n_threads),
                      progress=False, log=log, warn=warn).done  # fmt: skip
-        frame = runs_frame(done)[KEY + ["final_accuracy"]]
+        frame = runs_frame(done)[[*KEY, "final_accuracy", "git_commit", "git_dirty"]]
         frames.append(frame.assign(threads=n_threads, repeat=repeat))
     return pd.concat(frames, ignore_index=True)
 
@@ -57,19 +58,17 @@ def summarise(runs: pd.DataFrame) -> pd.DataFrame:
     return table.reset_index()
 
 
-def markdown(table: pd.DataFrame, threads: list[int], repeats: int) -> str:
+def markdown(table: pd.DataFrame, runs: pd.DataFrame, threads: list[int], repeats: int) -> str:
     shown = table.copy()
     for column in ("repeat_spread_max", "thread_shift_max", "thread_shift_mean"):
         shown[column] = shown[column].map(lambda v: f"{v:.4f}")
     shown.columns = ["benchmark", "strategy", "same threads, max spread over repeats",
                      f"{' vs '.join(map(str, threads))} threads, max |Δ|", "mean |Δ|", "seeds"]  # fmt: skip
-    version = code_version()
     return (
         shown.to_markdown(index=False)
         + f"\n\nFinal accuracy of the same seed run {repeats}x at each of {', '.join(map(str, threads))} torch threads,"
         " each run in a fresh process; |Δ| is the largest difference between thread counts per seed"
-        f" (max and mean over seeds). CPU: {cpu_model()};"
-        f" code version {short_version(version['git_commit'], version['dirty'])}.\n"
+        f" (max and mean over seeds). CPU: {cpu_model()}. {code_versions(runs)}\n"
     )
 
 
@@ -80,7 +79,7 @@ def run_determinism(
         raise ValueError("--repeats and every --threads value must be at least 1")
     runs = measure(config_path, out / "determinism-runs", threads, repeats, jobs, data_root, log, warn)
     table = summarise(runs)
-    text = markdown(table, threads, repeats)
+    text = markdown(table, runs, threads, repeats)
     out.mkdir(parents=True, exist_ok=True)
     (out / "determinism.md").write_text(text)
     payload = {"config": str(config_path), "threads": threads, "repeats": repeats, "cpu": cpu_model(),
