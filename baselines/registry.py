@@ -60,6 +60,14 @@ class StrategySpec:
         return sorted(names)
 
     def validate_options(self, options: dict[str, Any], memory: int) -> BaseModel:
+        self.check_option_keys(options)
+        parsed = self.options.model_validate(options)
+        if self.check is not None:
+            self.check(parsed, memory)
+        return parsed
+
+    def check_option_keys(self, options: dict[str, Any]) -> None:
+        """ValueError naming the first reserved key, or every unknown one with the known names."""
         for key in options:
             if key in self.reserved:
                 raise ValueError(self.reserved[key])
@@ -71,10 +79,6 @@ class StrategySpec:
                 f"unknown option{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}"
                 f" for strategy {self.name!r}; known: {listed}"
             )
-        parsed = self.options.model_validate(options)
-        if self.check is not None:
-            self.check(parsed, memory)
-        return parsed
 
 
 class UnknownStrategy(ValueError):

@@ -185,6 +185,11 @@ class SweepConfig(BaseModel):
                 raise ValueError(f"key {key!r} names no known strategy; known: {', '.join(strategies)}")
             if at and benchmark not in BENCHMARKS:
                 raise ValueError(f"key {key!r} names no known benchmark; known: {', '.join(BENCHMARKS)}")
+            # Checked here too, for strategies the grid does not run (yet): a typo never waits.
+            try:
+                get_strategy(strategy).check_option_keys(options[key])
+            except ValueError as err:
+                raise ValueError(f"key {key!r}: {err}") from None
         return options
 
     def runs(self, data_root: str | None = None) -> list[RunConfig]:

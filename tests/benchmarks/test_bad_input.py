@@ -71,11 +71,15 @@ def sweep_file(tmp_path, strategies="[naive]", extra="") -> Path:
             "key 'ewc@split-mnsit' names no known benchmark; known: split-mnist, split-mnist-task, permuted-mnist",
         ),
         (
+            "strategy_options: {epinet: {topk: 3}}",
+            "key 'epinet': unknown option 'topk' for strategy 'epinet'; known: alpha, ",
+        ),
+        (
             "strategy_options: {ewc: {ewc_lamda: 1}}",
             "unknown option 'ewc_lamda' for strategy 'ewc'; known: decay_factor, ewc_lambda, mode",
         ),
     ],
-    ids=["unknown-strategy-key", "unknown-benchmark-key", "unknown-option"],
+    ids=["unknown-strategy-key", "unknown-benchmark-key", "option-of-a-strategy-not-in-the-grid", "unknown-option"],
 )
 def test_sweep_strategy_options_must_name_known_things(extra, expected, tmp_path, synthetic_root, capsys, unchanged):
     path = sweep_file(tmp_path, strategies="[naive, ewc]", extra=extra)
