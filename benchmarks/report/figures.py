@@ -177,19 +177,7 @@ def forgetting(runs: pd.DataFrame, out_dir: Path) -> list[Path]:
     benchmarks = benchmark_order(data["benchmark"])
     fig = Figure(figsize=(1.2 + 0.5 * len(strategies) * len(benchmarks) + 1.5, 3.6), layout="constrained")
     ax = fig.subplots()
-    sns.barplot(
-        data=data,
-        x="benchmark",
-        y="average_forgetting",
-        hue="strategy",
-        order=benchmarks,
-        hue_order=strategies,
-        palette=palette(strategies),
-        errorbar="sd",
-        capsize=0.15,
-        err_kws={"linewidth": 1},
-        ax=ax,
-    )
+    sd_bars(ax, data, "benchmark", "average_forgetting", "strategy", benchmarks, strategies, palette(strategies), 0.15)
     ax.set(
         xlabel="",
         ylabel="average forgetting (lower is better)",
@@ -203,6 +191,14 @@ def forgetting(runs: pd.DataFrame, out_dir: Path) -> list[Path]:
     return save(fig, out_dir / "forgetting")
 
 
+def sd_bars(ax, data, x, y, hue, order, hue_order, colours, capsize, **extra) -> None:
+    """Bars of the mean with ± 1 sd whiskers over seeds, as every bar figure here draws them."""
+    sns.barplot(
+        data=data, x=x, y=y, hue=hue, order=order, hue_order=hue_order, palette=colours,
+        errorbar="sd", capsize=capsize, err_kws={"linewidth": 1}, ax=ax, **extra,
+    )  # fmt: skip
+
+
 def ablation(study: Ablation, out_dir: Path, stem: str = "ablation") -> list[Path]:
     """(d) Final accuracy of the ablated strategy: full (main role) and each variant, bars ± sd."""
     full, variants = study.full, study.variants
@@ -214,20 +210,7 @@ def ablation(study: Ablation, out_dir: Path, stem: str = "ablation") -> list[Pat
     colours = {label: (colour if label == FULL_LABEL else (0.62, 0.62, 0.62)) for label in labels}
     fig = Figure(figsize=(1.5 + 0.75 * len(labels), 3.8), layout="constrained")
     ax = fig.subplots()
-    sns.barplot(
-        data=data,
-        x="label",
-        y="final_accuracy",
-        hue="label",
-        order=labels,
-        hue_order=labels,
-        palette=colours,
-        errorbar="sd",
-        capsize=0.2,
-        err_kws={"linewidth": 1},
-        legend=False,
-        ax=ax,
-    )
+    sd_bars(ax, data, "label", "final_accuracy", "label", labels, labels, colours, 0.2, legend=False)
     if not full.empty:
         ax.axhline(full["final_accuracy"].mean(), color=colour, linestyle="--", linewidth=1)
     ax.set(xlabel="", ylabel="final accuracy", ylim=(0, 1.02))
