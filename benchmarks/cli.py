@@ -243,9 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_RESULTS,
         help="where determinism.{md,json} and the runs go (default: results)",
     )
-    p.add_argument(
-        "--update-readme", type=Path, metavar="README", help="also fill the README's determinism-table block"
-    )
+    p.add_argument("--update-readme", type=Path, metavar="README", help="also fill this file's determinism-table block")
     p.set_defaults(fn=cmd_determinism)
 
     p = sub.add_parser("report", help="tables (Markdown, LaTeX, CSV) and figures (PNG, PDF) from finished runs")

@@ -8,9 +8,9 @@ per (benchmark, strategy, seed):
   bit-for-bit deterministic on this machine);
 * thread shift: the largest and mean difference between thread counts.
 
-Writes ``<out>/determinism.json`` and ``<out>/determinism.md`` (and, with ``--update-readme``,
-the README's ``determinism-table`` block). Repetitions resume like any sweep, so an interrupted
-measurement continues where it stopped.
+Writes ``<out>/determinism.json`` and ``<out>/determinism.md`` and, with ``--update-readme FILE``,
+the ``determinism-table`` block of FILE (results/README.md). Repetitions resume like any sweep,
+so an interrupted measurement continues where it stopped.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """``epinet-bench determinism``: the spread and shift it reports, computed by hand, and the
-README's block equal to the committed measurement."""
+results page's block equal to the committed measurement."""
 
 from __future__ import annotations
 
@@ -38,5 +38,7 @@ def test_spread_and_shift_by_hand():
 def test_readme_block_is_the_committed_measurement():
     measured = REPO / "results" / "determinism.md"
     if not measured.exists():
-        pytest.fail("results/determinism.md is missing: run `epinet-bench determinism ... --update-readme README.md`")
-    assert read_block(REPO / "README.md", "determinism-table") == measured.read_text().strip("\n")
+        pytest.fail(
+            "results/determinism.md is missing: run `epinet-bench determinism ... --update-readme results/README.md`"
+        )
+    assert read_block(REPO / "results" / "README.md", "determinism-table") == measured.read_text().strip("\n")
