@@ -32,3 +32,6 @@ def _raise_interrupted(signum, frame):
 def raise_on_signals() -> None:
     for signum in EXIT_ON_SIGNAL:
         signal.signal(signum, _raise_interrupted)
+    # A child inherits its parent's signal mask, and a sweep starts its workers with these
+    # signals blocked (so that none is lost between start and bookkeeping): unblock them here.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, set(EXIT_ON_SIGNAL))

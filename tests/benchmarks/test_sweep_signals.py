@@ -164,3 +164,21 @@ def test_sigkill_at_random_moments_then_resume_gives_the_full_grid(sweep_file, t
     assert proc.returncode == 0, stderr
     assert check_results_intact(results, sweep_file, synthetic_root) == 3
     assert not [p for p in results.rglob("*corrupt*")], "a killed run left a file that had to be distrusted"
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads the signal mask from Linux's /proc")
+def test_workers_do_not_inherit_the_blocked_signals(sweep_file, tmp_path, synthetic_root):
+    """A sweep starts workers with SIGINT and SIGTERM blocked; each worker must unblock them, or
+    a SIGTERM would wait until the SIGKILL that follows it (and nothing would be cleaned up)."""
+    proc = start_sweep(sweep_file, tmp_path / "results", synthetic_root)
+    try:
+        assert wait_until(lambda: workers_of(proc.pid), 20), "no worker started"
+        time.sleep(2)  # past the worker's first lines, where it installs its handlers
+        for worker in workers_of(proc.pid):
+            status = Path(f"/proc/{worker.pid}/status").read_text()
+            blocked = int(next(line for line in status.splitlines() if line.startswith("SigBlk:")).split()[1], 16)
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                assert not blocked & (1 << (signum - 1)), f"worker {worker.pid} blocks {signum.name}"
+    finally:
+        proc.kill()
+        proc.communicate()
