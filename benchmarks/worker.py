@@ -25,9 +25,9 @@ def _die_with_parent(parent_pid: int) -> None:
         import ctypes
 
         PR_SET_PDEATHSIG = 1
-        # SIGKILL, not SIGTERM: a SIGTERM can wait out a long C call (importing torch) or be
-        # swallowed by a library's bare ``except``, and the orphan would go on writing results.
-        # What a killed writer leaves (a temporary file) the next sweep removes.
+        # SIGKILL, not SIGTERM: nothing a worker does (a long C call, a blocked signal) can
+        # delay it, and an orphan would go on writing results. What a killed writer leaves
+        # (a temporary file) the next sweep removes.
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != parent_pid:  # the parent died before the request took effect
         raise Interrupted(signal.SIGTERM)
