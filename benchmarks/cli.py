@@ -68,18 +68,19 @@ def cmd_run(args) -> int:
 
     config = make_run_config("arguments", **run_fields(args))
     threads = _threads(args.threads)
-    read_arrays(check_root(config.data_root))  # fail on data before building anything
+    root = check_root(config.data_root)
+    arrays = read_arrays(root)  # fail on data before building anything; trained on below, read once
     check_memory_fits([config])
     ensure_writable(args.results)
 
     import torch
 
     from benchmarks.aggregate import format_summary, runs_frame, summary
-    from benchmarks.data import load_mnist
+    from benchmarks.data import tensors_from
     from benchmarks.runner import run_and_store
 
     torch.set_num_threads(threads)
-    record = run_and_store(config, args.results, progress=not args.quiet, data=load_mnist(config.data_root))
+    record = run_and_store(config, args.results, progress=not args.quiet, data=tensors_from(arrays, root))
     print(format_summary(summary(runs_frame([record]))))
     print("accuracy matrix (row i: after training experience i):")
     for row in record["accuracy_matrix"]:

@@ -255,10 +255,14 @@ def read_arrays(root: Path) -> dict[str, np.ndarray]:
 
 def load_mnist(root: str | os.PathLike | None = None, *, download: bool = False) -> MNIST:
     """Resolve, verify and load MNIST as normalised tensors. Raises DataError with advice."""
+    root = check_root(root, download=download)
+    return tensors_from(read_arrays(root), root)
+
+
+def tensors_from(arrays: dict[str, np.ndarray], root: Path) -> MNIST:
+    """``read_arrays``' checked arrays as normalised tensors (what ``load_mnist`` returns)."""
     import torch
 
-    root = check_root(root, download=download)
-    arrays = read_arrays(root)
     return MNIST(
         train_x=normalise(arrays["train_images"]),
         train_y=torch.from_numpy(arrays["train_labels"].astype(np.int64)),

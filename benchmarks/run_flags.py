@@ -18,10 +18,6 @@ def _flag_fields():
     return {name: info for name, info in RunConfig.model_fields.items() if name not in NOT_FLAGS}
 
 
-def _is_bool(annotation) -> bool:
-    return annotation is bool
-
-
 def add_run_flags(parser: argparse.ArgumentParser) -> None:
     """One flag per RunConfig field, help from the field's description; values are strings
     that RunConfig validates, so every bad value gets the same one-line error."""
@@ -32,7 +28,7 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
     for name, info in _flag_fields().items():
         flag = "--" + name.replace("_", "-")
         help_text = " | ".join(choices[name]) if name in choices else info.description or ""
-        if _is_bool(info.annotation):
+        if info.annotation is bool:
             parser.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=None, help=help_text)
         else:
             said = info.is_required() or "default" in help_text  # the description already says it
