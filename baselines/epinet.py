@@ -61,5 +61,7 @@ def build(setup, options: BaseModel):
     from epinet.model import EpiNetModel
     from epinet.plugin import epinet_strategy
 
-    model = EpiNetModel(config_for(options, setup.memory), setup.backbone, setup.n_classes, setup.input_shape)
+    model = EpiNetModel(
+        config_for(options, setup.memory), setup.backbone, setup.n_classes, setup.input_shape, setup.mlp_width
+    )
     return epinet_strategy(template=HarnessTemplate, plugins=setup.plugins, **setup.template_kwargs(model))

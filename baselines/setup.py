@@ -19,14 +19,17 @@ class StrategySetup:
     """Settings shared by all strategies of one comparison (same backbone, optimiser, budget)."""
 
     backbone: str = "mlp"
+    mlp_width: int = 400
     n_classes: int = 10
     input_shape: tuple[int, ...] = (1, 28, 28)
     memory: int = 500
     lr: float = 1e-3
     optimizer: str = "adam"
     batch_size: int = 128
+    replay_batch_size: int | None = None  # None: batch_size
     eval_batch_size: int = 1000
     epochs: int = 1
+    n_experiences: int = 1  # in the training stream (a strategy that splits its memory per experience)
     device: str = "cpu"
     class_masks: torch.Tensor | None = None
     fast_data: bool = True
@@ -34,8 +37,13 @@ class StrategySetup:
 
     def classifier(self) -> nn.Module:
         """The backbone with a linear head: the model of every baseline."""
-        features, dim = make_backbone(self.backbone)
+        features, dim = make_backbone(self.backbone, self.mlp_width)
         return nn.Sequential(features, nn.Linear(dim, self.n_classes))
+
+    @property
+    def replay_mb_size(self) -> int:
+        """Samples drawn from a replay memory per training step."""
+        return self.replay_batch_size or self.batch_size
 
     def make_optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
         return OPTIMIZERS[self.optimizer](model.parameters(), lr=self.lr)

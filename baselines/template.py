@@ -58,7 +58,8 @@ class HarnessTemplate(SupervisedTemplate):
         return logits.masked_fill(~self.class_masks[task_labels], float("-inf"))
 
     def forward(self):
-        return self.mask_logits(super().forward(), self.mb_task_id)
+        self.mb_raw_output = super().forward()  # unmasked: what a method storing logits keeps (DER)
+        return self.mask_logits(self.mb_raw_output, self.mb_task_id)
 
     def experience_tensors(self):
         """The experience's tensors, if the adapted dataset is still exactly that experience."""

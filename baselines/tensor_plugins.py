@@ -16,15 +16,19 @@ class ReservoirReplayPlugin(ReplayPlugin):
     """ReplayPlugin with a reservoir buffer whose replay minibatches come from tensors when
     the strategy allows it."""
 
-    def __init__(self, mem_size: int):
-        super().__init__(mem_size=mem_size, storage_policy=ReservoirSamplingBuffer(max_size=mem_size))
+    def __init__(self, mem_size: int, batch_size_mem: int | None = None):
+        super().__init__(
+            mem_size=mem_size, batch_size_mem=batch_size_mem, storage_policy=ReservoirSamplingBuffer(max_size=mem_size)
+        )
 
     def before_training_exp(self, strategy, **kwargs):
         tensors = strategy.experience_tensors() if hasattr(strategy, "experience_tensors") else None
         if tensors is None or len(self.storage_policy.buffer) == 0:
             return super().before_training_exp(strategy, **kwargs)
         memory = dataset_tensors(self.storage_policy.buffer)
-        strategy.dataloader = TensorReplayBatches(tensors, memory, strategy.train_mb_size, strategy.train_mb_size)
+        strategy.dataloader = TensorReplayBatches(
+            tensors, memory, strategy.train_mb_size, self.batch_size_mem or strategy.train_mb_size
+        )
 
     def after_training_exp(self, strategy, **kwargs):
         # What ReplayPlugin does through the deprecated ``storage_policy.update``, minus its warning.

@@ -34,7 +34,7 @@ DEFAULT_THREADS = 1
 NOT_HASHED = {"seed", "data_root", "role", "reference"}
 # Fields added after results were first stored: left out of the hash while at their default,
 # so that adding a field never orphans the results already on disk.
-HASHED_UNLESS_DEFAULT = {"train_per_experience"}
+HASHED_UNLESS_DEFAULT = {"train_per_experience", "replay_batch_size", "mlp_width", "input_scale"}
 
 
 class ConfigError(ValueError):
@@ -70,9 +70,16 @@ class RunConfig(BaseModel):
     optimizer: Literal["adam", "sgd"] = Field("adam", description="adam | sgd")
     memory: PositiveInt = Field(500, description="memory budget in items (replay buffer, EpiNet capacity)")
     backbone: str = Field("mlp", description="a registered backbone")
+    mlp_width: PositiveInt = Field(400, description="hidden width of the mlp backbone (the DER paper uses 100)")
+    replay_batch_size: PositiveInt | None = Field(
+        None, description="minibatch drawn from a replay memory per step (default: batch_size)"
+    )
+    input_scale: Literal["standard", "unit"] = Field(
+        "standard", description="standard: pixels standardised with MNIST's mean and std | unit: pixels in [0, 1]"
+    )
     n_experiences: PositiveInt | None = Field(None, description="experiences in the stream (default: the benchmark's)")
     valid_fraction: float = Field(
-        0.1, gt=0, lt=1, description="share of each training experience held out for validation"
+        0.1, ge=0, lt=1, description="share of each training experience held out for validation (0: none)"
     )
     train_per_experience: PositiveInt | None = Field(
         None, description="train on a seeded subset of this many samples per experience"
@@ -103,6 +110,14 @@ class RunConfig(BaseModel):
     def _known_strategy(cls, v: str) -> str:
         get_strategy(v)  # raises "unknown strategy 'x'; known: ..."
         return v
+
+    @model_validator(mode="after")
+    def _protocol_consistent(self) -> RunConfig:
+        if self.eval_split == "valid" and self.valid_fraction == 0:
+            raise ValueError("eval_split 'valid' needs a validation split: set valid_fraction above 0")
+        if self.mlp_width != 400 and self.backbone != "mlp":
+            raise ValueError(f"mlp_width applies to the mlp backbone only (backbone is {self.backbone!r})")
+        return self
 
     @model_validator(mode="after")
     def _experiences_fit_the_benchmark(self) -> RunConfig:

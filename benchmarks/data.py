@@ -10,6 +10,7 @@ reports them at once, in one line.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -220,6 +221,14 @@ def normalise(images: np.ndarray) -> torch.Tensor:
 
     x = torch.from_numpy(images.copy()).float().div_(255.0)
     return x.sub_(MNIST_MEAN).div_(MNIST_STD).unsqueeze(1)
+
+
+def unit_scaled(data: MNIST) -> MNIST:
+    """``data`` with pixels back in [0, 1] (x / 255, no standardisation), the input scale of
+    Mammoth and of the DER paper's MNIST protocols."""
+    return dataclasses.replace(
+        data, train_x=data.train_x * MNIST_STD + MNIST_MEAN, test_x=data.test_x * MNIST_STD + MNIST_MEAN
+    )
 
 
 def check_root(root: str | os.PathLike | None = None, *, download: bool = False) -> Path:

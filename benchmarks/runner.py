@@ -103,13 +103,16 @@ def strategy_setup(config: RunConfig, bench, plugins: list) -> StrategySetup:
     """The shared settings every strategy of ``config`` is built from."""
     return StrategySetup(
         backbone=config.backbone,
+        mlp_width=config.mlp_width,
         n_classes=bench.n_classes,
         memory=config.memory,
         lr=config.lr,
         optimizer=config.optimizer,
         batch_size=config.batch_size,
+        replay_batch_size=config.replay_batch_size,
         eval_batch_size=config.eval_batch_size,
         epochs=config.epochs,
+        n_experiences=len(bench.train_stream),
         class_masks=bench.class_masks,
         fast_data=config.fast_data,
         plugins=plugins,
@@ -126,6 +129,7 @@ def run(config: RunConfig, *, data: MNIST | None = None, progress: bool = True) 
         n_experiences=config.n_experiences,
         valid_fraction=config.valid_fraction,
         train_per_experience=config.train_per_experience,
+        input_scale=config.input_scale,
     )
     seed_everything(config.seed)  # after the benchmark: stream construction uses its own generator
 

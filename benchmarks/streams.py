@@ -27,7 +27,7 @@ from avalanche.benchmarks.scenarios.dataset_scenario import DatasetExperience
 from avalanche.benchmarks.scenarios.generic_scenario import CLScenario, EagerCLStream
 from avalanche.benchmarks.utils.classification_dataset import _make_taskaware_tensor_classification_dataset
 
-from benchmarks.data import MNIST, N_CLASSES
+from benchmarks.data import MNIST, N_CLASSES, unit_scaled
 from benchmarks.scenarios import get_scenario
 
 
@@ -176,16 +176,18 @@ def build_benchmark(
     n_experiences: int | None = None,
     valid_fraction: float = 0.1,
     train_per_experience: int | None = None,
+    input_scale: str = "standard",
 ) -> Benchmark:
     """Build a benchmark by name. Uses its own RNG: the global torch RNG is left untouched.
 
     ``train_per_experience`` keeps a seeded random subset of that many training samples in
-    each experience (after the validation hold-out); None keeps them all.
+    each experience (after the validation hold-out); None keeps them all. ``input_scale``
+    "unit" gives pixels in [0, 1] instead of standardised ones.
     """
     scenario = get_scenario(name)
     builder = globals()[scenario.builder]
     return builder(
-        data,
+        unit_scaled(data) if input_scale == "unit" else data,
         seed=seed,
         n_experiences=scenario.experiences(n_experiences),
         valid_fraction=valid_fraction,

@@ -16,18 +16,19 @@ if TYPE_CHECKING:
 # bad input) without paying for importing torch.
 
 
-def mlp_backbone() -> tuple[nn.Module, int]:
-    """The 2x400 ReLU MLP that is standard for MNIST continual learning."""
+def mlp_backbone(width: int = 400) -> tuple[nn.Module, int]:
+    """The two-hidden-layer ReLU MLP of MNIST continual learning: 2x400 by default, 2x100 in
+    the DER paper (Buzzega et al., 2020)."""
     from torch import nn
 
     module = nn.Sequential(
         nn.Flatten(),
-        nn.Linear(28 * 28, 400),
+        nn.Linear(28 * 28, width),
         nn.ReLU(),
-        nn.Linear(400, 400),
+        nn.Linear(width, width),
         nn.ReLU(),
     )
-    return module, 400
+    return module, width
 
 
 def cnn_backbone() -> tuple[nn.Module, int]:
@@ -58,6 +59,10 @@ def check_backbone(name: str) -> str:
     return name
 
 
-def make_backbone(name: str) -> tuple[nn.Module, int]:
+def make_backbone(name: str, mlp_width: int = 400) -> tuple[nn.Module, int]:
     """Build a fresh backbone: (module mapping [B,1,28,28] -> [B,F], F)."""
+    if name == "mlp":
+        return mlp_backbone(mlp_width)
+    if mlp_width != 400:
+        raise ValueError(f"mlp_width applies to the mlp backbone only (backbone is {name!r})")
     return BACKBONES[check_backbone(name)]()

@@ -39,10 +39,11 @@ class EpiNetModel(nn.Module):
         backbone_name: str,
         num_classes: int,
         input_shape: Sequence[int] = (1, 28, 28),
+        mlp_width: int = 400,
     ) -> None:
         super().__init__()
         self.config = config
-        backbone, feature_dim = make_backbone(backbone_name)
+        backbone, feature_dim = make_backbone(backbone_name, mlp_width)
         self.encoder = nn.Sequential(backbone, nn.Linear(feature_dim, config.latent_dim))
         self.memory = EpisodicMemory(config.capacity, input_shape, config.latent_dim, config.class_balanced)
         self.recall_engine = RecallEngine(config.top_k)
