@@ -64,12 +64,12 @@ def summary(
     return out.reset_index()
 
 
-def mean_std(mean: float, std: float | None = None, *, pm: str = " ± ", signed: bool = False) -> str:
+def mean_std(mean: float, std: float | None = None, *, pm: str = " ± ", signed: bool = False, digits: int = 3) -> str:
     """``0.810 ± 0.010`` (``pm`` joins them: `` $\\pm$ `` in LaTeX): the one mean ± std format of
     every table. The std is left out where it is undefined (one seed): never a false ± 0.000."""
-    text = f"{mean:+.3f}" if signed else f"{mean:.3f}"
+    text = f"{mean:+.{digits}f}" if signed else f"{mean:.{digits}f}"
     if std is not None and math.isfinite(std):
-        text += f"{pm}{std:.3f}"
+        text += f"{pm}{std:.{digits}f}"
     return text
 
 

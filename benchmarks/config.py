@@ -213,9 +213,12 @@ class SweepConfig(BaseModel):
             for bench, strat, (variant, over), seed in itertools.product(
                 exp.benchmarks, exp.strategies, exp.variants.items(), exp.seeds or self.seeds
             ):
+                # strategy_options merge key by key, from the sweep's down to the variant's
                 options = {**self.strategy_options.get(strat, {}), **self.strategy_options.get(f"{strat}@{bench}", {})}
+                for layer in (self.defaults, exp.overrides, over):
+                    options.update(layer.get("strategy_options", {}))
                 fields = {**self.defaults, **exp.overrides, **over}
-                options.update(fields.pop("strategy_options", {}))
+                fields.pop("strategy_options", None)
                 source = f"{self.name}: experiment {exp.name!r}, variant {variant!r}"
                 runs.append(
                     make_run_config(

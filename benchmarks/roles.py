@@ -4,6 +4,8 @@
 * ``ablation``  variants of one strategy, each against that strategy's main-role runs
 * ``memory``    runs at other memory budgets, with the main-role runs at the default budget
 * ``tuning``    validation runs from which hyperparameters are selected
+* ``reproduction`` runs of a published table, set beside the published numbers
+                (``benchmarks/configs/published/<experiment>.csv``)
 
 Sweeps declare a role per experiment; an experiment (or a stored run) that declares none takes
 the role named like it (``role_named_like``), so sweeps and results written before roles
@@ -15,8 +17,8 @@ from __future__ import annotations
 
 from typing import Literal
 
-Role = Literal["main", "ablation", "memory", "tuning"]
-ROLES: tuple[str, ...] = ("main", "ablation", "memory", "tuning")
+Role = Literal["main", "ablation", "memory", "tuning", "reproduction"]
+ROLES: tuple[str, ...] = ("main", "ablation", "memory", "tuning", "reproduction")
 
 
 def role_named_like(experiment: str) -> str:

@@ -6,6 +6,7 @@
 * ``tables/ablation.{md,tex,csv}``  the ablated strategy's main runs (full) against each variant
 * ``tables/memory.{md,tex,csv}``    final accuracy per memory budget
 * ``tables/tuning.{md,csv}``        the hyperparameter selection from tuning-role runs
+* ``tables/reproduction-<experiment>.{md,tex,csv}``  published vs reproduced (reproduction-role runs)
 * ``figures/*.{png,pdf}``           see ``benchmarks.report.figures``
 * ``README.md``                     the results page (``benchmarks.report.pages``)
 
@@ -21,6 +22,7 @@ from pathlib import Path
 
 from benchmarks.report.builders import ablation_tables, main_table, memory_tables, tuning_table
 from benchmarks.report.pages import update_readme, write_results_page
+from benchmarks.report.reproduction import reproduction_tables
 from benchmarks.report.selection import (
     NoData,
     ablations,
@@ -82,6 +84,7 @@ def report(
         ("tables/ablation", lambda: ablation_tables(frame)),
         ("tables/memory", lambda: (memory_tables(frame), [])),
         ("tables/tuning", lambda: ([tuning_table(frame)], [])),
+        ("tables/reproduction", lambda: (reproduction_tables(frame), [])),
     ]
     tables, rendered = [], []
     for what, build in table_steps:
@@ -94,7 +97,7 @@ def report(
                 tables.append(table)
                 rendered += written
                 out(f"wrote {tables_dir / table.name}.{{{','.join(table.formats)}}}")
-                if table.name == "tuning":
+                if table.name == "tuning" or table.name.startswith("reproduction"):
                     out(table.markdown())
     if figures:
         rendered += draw_figures(main, frame, figures_dir, attempt, out, log)
@@ -104,7 +107,8 @@ def report(
     if update_readme_path is not None:
         try:
             changed = update_readme(update_readme_path, root)
-            out(f"{'updated' if changed else 'unchanged'}: main table in {update_readme_path}")
+            for block, was_changed in changed.items():
+                out(f"{'updated' if was_changed else 'unchanged'}: {block} block in {update_readme_path}")
         except (ValueError, OSError) as err:
             log(f"epinet-bench report: README not updated: {err}")
             status = 2

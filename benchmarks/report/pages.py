@@ -11,12 +11,14 @@ import pandas as pd
 
 from benchmarks.markdown_blocks import markers, read_block, splice
 from benchmarks.report.builders import main_table, tuning_table
+from benchmarks.report.reproduction import reproduction_tables
 from benchmarks.report.selection import NoData, load_runs, main_runs, nested_results
 from benchmarks.report.stats import code_versions
 from benchmarks.report.tables import Table
 
 README_BLOCK = "main-table"
 README_START, README_END = markers(README_BLOCK)
+REPRODUCTION_BLOCK = "reproduction-table"
 PAGE = "README.md"  # the results page, inside the results directory
 FIGURES = {
     "seen_accuracy": "(a) accuracy on the experiences seen so far, after each training experience",
@@ -31,6 +33,7 @@ SECTIONS = [
     ("ablation-table", "Ablations"),
     ("memory-table", "Memory budget"),
     ("tuning-table", "Hyperparameter selection"),
+    ("reproduction-table", "Reproduced published tables"),
     ("figures", "Figures"),
     ("code-versions", "Code versions"),
     ("perf-table", "Performance"),
@@ -52,9 +55,19 @@ def embedded_table(readme: str | Path) -> str:
     return read_block(readme, README_BLOCK)
 
 
-def update_readme(readme: str | Path, results_dir: str | Path) -> bool:
-    """Rewrite the block between the main-table markers with ``readme_table``; True if the file changed."""
-    return splice(readme, README_BLOCK, readme_table(results_dir))
+def update_readme(readme: str | Path, results_dir: str | Path) -> dict[str, bool]:
+    """Rewrite the README's generated blocks the runs under ``results_dir`` allow: the main table
+    (main-role runs) and the published-vs-reproduced tables (reproduction-role runs). Returns
+    {block: whether the file changed}; ValueError when the runs fill no block."""
+    frame = load_runs(results_dir).frame
+    changed = {}
+    if not main_runs(frame, allow_adhoc=False)[0].empty:
+        changed[README_BLOCK] = splice(readme, README_BLOCK, readme_table(results_dir))
+    if (frame["role"] == "reproduction").any():
+        changed[REPRODUCTION_BLOCK] = splice(readme, REPRODUCTION_BLOCK, _tables_md(reproduction_tables(frame), ""))
+    if not changed:
+        raise ValueError(f"no main-role or reproduction-role runs under {results_dir}: nothing to put in the README")
+    return changed
 
 
 # ----------------------------------------------------------------------------- the results page
@@ -98,6 +111,20 @@ def _tuning_md(root: Path, frame: pd.DataFrame, tables: list[Table], log: Callab
             f"\n\n{table.markdown()}"
         )
     return "\n\n".join(parts) or "No tuning runs (role: tuning) here or in a folder below."
+
+
+def _reproduction_md(root: Path, tables: list[Table], log: Callable) -> str:
+    """This directory's published-vs-reproduced tables, then each nested results directory's (results/der2020)."""
+    parts = [t.markdown() for t in tables if t.name.startswith("reproduction")]
+    for sub in nested_results(root):
+        frame = load_runs(sub).frame
+        if not (frame["role"] == "reproduction").any():
+            continue
+        try:
+            parts += [f"From the runs under `{sub.name}/`:\n\n{t.markdown()}" for t in reproduction_tables(frame)]
+        except (NoData, ValueError) as err:
+            log(f"results page: reproduction runs under {sub}: {err}")
+    return "\n\n".join(parts) or "No reproduction runs (role: reproduction) here or in a folder below."
 
 
 def _figures_md(figures_dir: Path) -> str:
@@ -147,6 +174,7 @@ def write_results_page(root: Path, frame: pd.DataFrame, tables: list[Table], log
             [t for t in tables if t.name.startswith("memory")], "No memory runs (role: memory)."
         ),
         "tuning-table": _tuning_md(root, frame, tables, log),
+        "reproduction-table": _reproduction_md(root, tables, log),
         "figures": _figures_md(root / "figures"),
         "code-versions": _versions_md(root, frame),
         "perf-table": perf.read_text()

@@ -23,6 +23,7 @@ class Stat:
     bold: bool = False
     mark: str = ""
     signed: bool = False
+    digits: int = 3  # decimals shown (2 for percentages)
 
 
 def stat(values: pd.Series, **kw) -> Stat:

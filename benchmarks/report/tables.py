@@ -66,6 +66,7 @@ def cell(value, fmt: str) -> str:
             value.std if value.n >= 2 else None,
             pm=" $\\pm$ " if fmt == "tex" else " ± ",
             signed=value.signed,
+            digits=value.digits,
         )
         if fmt == "tex" and value.signed:
             text = f"${text}$"

@@ -303,7 +303,7 @@ def test_update_readme_rewrites_only_the_block(full, tmp_path, capsys):
     text = readme.read_text()
     assert text == before + readme_table(results) + after
     assert embedded_table(readme) == readme_table(results) == (results / "tables" / "main.md").read_text().strip("\n")
-    assert update_readme(readme, results) is False  # idempotent
+    assert update_readme(readme, results) == {"main-table": False}  # idempotent
     readme.write_text("# No markers\n")
     assert run_cli(results, "--no-figures", "--update-readme", readme) == 2
     assert "has no <!-- main-table:start --> ... <!-- main-table:end --> markers" in capsys.readouterr().err
