@@ -64,4 +64,5 @@ def build(setup, options: BaseModel):
     model = EpiNetModel(
         config_for(options, setup.memory), setup.backbone, setup.n_classes, setup.input_shape, setup.mlp_width
     )
+    setup.initialise(model)
     return epinet_strategy(template=HarnessTemplate, plugins=setup.plugins, **setup.template_kwargs(model))

@@ -20,6 +20,7 @@ class StrategySetup:
 
     backbone: str = "mlp"
     mlp_width: int = 400
+    init: str = "torch"  # "xavier": Xavier-uniform weights and zero biases in every linear layer
     n_classes: int = 10
     input_shape: tuple[int, ...] = (1, 28, 28)
     memory: int = 500
@@ -38,7 +39,16 @@ class StrategySetup:
     def classifier(self) -> nn.Module:
         """The backbone with a linear head: the model of every baseline."""
         features, dim = make_backbone(self.backbone, self.mlp_width)
-        return nn.Sequential(features, nn.Linear(dim, self.n_classes))
+        return self.initialise(nn.Sequential(features, nn.Linear(dim, self.n_classes)))
+
+    def initialise(self, model: nn.Module) -> nn.Module:
+        """``model`` with its linear layers initialised as ``init`` says (in place)."""
+        if self.init == "xavier":
+            for layer in model.modules():
+                if isinstance(layer, nn.Linear):
+                    nn.init.xavier_uniform_(layer.weight)
+                    nn.init.zeros_(layer.bias)
+        return model
 
     @property
     def replay_mb_size(self) -> int:

@@ -34,7 +34,7 @@ DEFAULT_THREADS = 1
 NOT_HASHED = {"seed", "data_root", "role", "reference"}
 # Fields added after results were first stored: left out of the hash while at their default,
 # so that adding a field never orphans the results already on disk.
-HASHED_UNLESS_DEFAULT = {"train_per_experience", "replay_batch_size", "mlp_width", "input_scale"}
+HASHED_UNLESS_DEFAULT = {"train_per_experience", "replay_batch_size", "mlp_width", "input_scale", "init"}
 
 
 class ConfigError(ValueError):
@@ -71,6 +71,9 @@ class RunConfig(BaseModel):
     memory: PositiveInt = Field(500, description="memory budget in items (replay buffer, EpiNet capacity)")
     backbone: str = Field("mlp", description="a registered backbone")
     mlp_width: PositiveInt = Field(400, description="hidden width of the mlp backbone (the DER paper uses 100)")
+    init: Literal["torch", "xavier"] = Field(
+        "torch", description="initialisation of linear layers: torch's default | xavier (uniform, zero bias; Mammoth's)"
+    )
     replay_batch_size: PositiveInt | None = Field(
         None, description="minibatch drawn from a replay memory per step (default: batch_size)"
     )

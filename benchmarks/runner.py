@@ -104,6 +104,7 @@ def strategy_setup(config: RunConfig, bench, plugins: list) -> StrategySetup:
     return StrategySetup(
         backbone=config.backbone,
         mlp_width=config.mlp_width,
+        init=config.init,
         n_classes=bench.n_classes,
         memory=config.memory,
         lr=config.lr,

@@ -70,6 +70,24 @@ def test_mlp_width_sets_both_hidden_layers():
         make_backbone("cnn", 100)
 
 
+def test_xavier_init_draws_uniform_weights_within_the_bound_and_zero_biases():
+    import math
+
+    from baselines.setup import StrategySetup
+
+    torch.manual_seed(0)
+    model = StrategySetup(mlp_width=100, init="xavier").classifier()
+    linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    assert [tuple(m.weight.shape) for m in linears] == [(100, 784), (100, 100), (10, 100)]
+    for layer in linears:
+        fan_out, fan_in = layer.weight.shape
+        bound = math.sqrt(6 / (fan_in + fan_out))
+        assert layer.weight.abs().max() <= bound and layer.weight.abs().max() > 0.95 * bound
+        assert torch.count_nonzero(layer.bias) == 0
+    default = StrategySetup(mlp_width=100).classifier()  # torch's: biases drawn, first-layer bound 1/sqrt(784)
+    assert torch.count_nonzero(default[1].bias) > 0 and default[0][1].weight.abs().max() <= 1 / 28
+
+
 def test_unit_scale_gives_pixels_over_255(synthetic_mnist):
     unit = unit_scaled(synthetic_mnist)
     raw = synthetic_mnist.train_x * MNIST_STD + MNIST_MEAN
