@@ -54,6 +54,8 @@ def run_both(data_root, loader_paths, **fields):
         ("ewc", {"ewc_lambda": 100.0}),
         ("epinet", {}),
         ("epinet", {"class_balanced": True, "reencode_every": 3}),
+        ("gem", {}),
+        ("agem", {}),
     ],
 )
 def test_fast_path_gives_identical_accuracy_matrix(data_root, loader_paths, strategy, options):
@@ -63,7 +65,7 @@ def test_fast_path_gives_identical_accuracy_matrix(data_root, loader_paths, stra
     assert max(fast["accuracy_matrix"][0]) > 0.5
 
 
-@pytest.mark.parametrize("strategy", ["naive", "replay", "epinet"])
+@pytest.mark.parametrize("strategy", ["naive", "replay", "epinet", "gem"])
 def test_fast_path_identical_on_task_incremental(data_root, loader_paths, strategy):
     """Logit masking and multi-task buffers take the same path on both sides."""
     fast, stock = run_both(data_root, loader_paths, strategy=strategy, benchmark="split-mnist-task", n_experiences=5)
