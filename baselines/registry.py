@@ -25,7 +25,21 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 ENTRY_POINT_GROUP = "epinet_bench.strategies"
-BUILTIN_MODULES = ("naive", "replay", "ewc", "joint", "epinet", "der", "er_ace", "gem", "agem", "gdumb")
+BUILTIN_MODULES = (
+    "naive",
+    "replay",
+    "ewc",
+    "joint",
+    "epinet",
+    "der",
+    "er_ace",
+    "gem",
+    "agem",
+    "gdumb",
+    "icarl",
+    "mir",
+    "gss",
+)
 
 
 class NoOptions(BaseModel):
