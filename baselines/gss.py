@@ -16,6 +16,10 @@ Selection, after those steps, with the updated model (gradients of the per-sampl
   score_j / sum(scores); with probability score_j / (score_j + c_i) sample i replaces slot j
   and takes score c_i (the paper's Algorithm 2).
 
+The gate seldom opens on MNIST: on Permuted-MNIST (gss_minibatch_size 128) the largest cosine
+stayed above 0.08 at every step, so the memory kept its first ``memory`` samples; with 10
+scoring items it opened at 0.3% of the steps (measured here, one seed each).
+
 Cosines between per-sample gradients are computed without a per-sample loop
 (``baselines.sample_grads``: exact Gram products of layer inputs and output gradients for the
 MLP, ``torch.func.vmap`` over ``grad`` for other backbones); only the greedy decisions run
