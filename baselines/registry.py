@@ -25,7 +25,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 ENTRY_POINT_GROUP = "epinet_bench.strategies"
-BUILTIN_MODULES = ("naive", "replay", "ewc", "joint", "epinet", "der", "er_ace")
+BUILTIN_MODULES = ("naive", "replay", "ewc", "joint", "epinet", "der", "er_ace", "si", "ewc_online", "lwf")
 
 
 class NoOptions(BaseModel):
