@@ -39,6 +39,9 @@ BUILTIN_MODULES = (
     "icarl",
     "mir",
     "gss",
+    "si",
+    "ewc_online",
+    "lwf",
 )
 
 

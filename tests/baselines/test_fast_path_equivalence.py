@@ -52,6 +52,9 @@ def run_both(data_root, loader_paths, **fields):
     [
         ("naive", {}),
         ("ewc", {"ewc_lambda": 100.0}),
+        ("si", {"c": 1.0, "xi": 0.9}),
+        ("ewc-online", {"e_lambda": 90.0}),
+        ("lwf", {}),
         ("epinet", {}),
         ("epinet", {"class_balanced": True, "reencode_every": 3}),
         ("gem", {}),
@@ -65,7 +68,7 @@ def test_fast_path_gives_identical_accuracy_matrix(data_root, loader_paths, stra
     assert max(fast["accuracy_matrix"][0]) > 0.5
 
 
-@pytest.mark.parametrize("strategy", ["naive", "replay", "epinet", "gem"])
+@pytest.mark.parametrize("strategy", ["naive", "replay", "epinet", "gem", "ewc-online", "lwf"])
 def test_fast_path_identical_on_task_incremental(data_root, loader_paths, strategy):
     """Logit masking and multi-task buffers take the same path on both sides."""
     fast, stock = run_both(data_root, loader_paths, strategy=strategy, benchmark="split-mnist-task", n_experiences=5)
@@ -108,7 +111,7 @@ def test_replay_paths_give_identical_batches(data_root):
         )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            strategy = get_strategy("replay").build(setup, None)
+            strategy = get_strategy("replay").build(setup, get_strategy("replay").validate_options({}, setup.memory))
             buffers = []
             for exp in bench.train_stream:
                 plugin = next(p for p in strategy.plugins if isinstance(p, ReservoirReplayPlugin))

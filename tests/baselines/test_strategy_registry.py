@@ -16,7 +16,7 @@ from baselines.registry import ENTRY_POINT_GROUP, UnknownStrategy, get_strategy,
 from benchmarks.cli import main
 from benchmarks.store import read_result
 
-BUILTINS = {"naive", "replay", "ewc", "joint", "epinet"}
+BUILTINS = {"naive", "replay", "ewc", "joint", "epinet", "si", "ewc-online", "lwf"}
 
 
 def test_builtin_strategies_are_registered():
@@ -87,7 +87,7 @@ class LwFOptions(BaseModel):
     temperature: float = 2.0
 
 
-@register_strategy("lwf", options=LwFOptions)
+@register_strategy("lwf-stock", options=LwFOptions)
 def build(setup, options):
     return setup.strategy(setup.classifier(), plugins=[LwFPlugin(alpha=options.alpha, temperature=options.temperature)])
 """
@@ -125,15 +125,15 @@ def test_plain_basemodel_options_are_strict_too(tiny_strategy):
 
 def test_strategy_from_another_installed_package_runs_end_to_end(tmp_path, synthetic_root):
     """A separately installed package (a module plus its dist-info with an entry point) adds
-    ``lwf``; the installed ``epinet-bench`` command finds it and runs it."""
+    ``lwf-stock`` (Avalanche's LwFPlugin as it is); the installed ``epinet-bench`` command finds it and runs it."""
     site = tmp_path / "site"
     site.mkdir()
     (site / "lwf_plugin_pkg.py").write_text(LWF_MODULE)
     dist_info = site / "lwf_plugin_pkg-0.1.dist-info"
     dist_info.mkdir()
     (dist_info / "METADATA").write_text("Metadata-Version: 2.1\nName: lwf-plugin-pkg\nVersion: 0.1\n")
-    (dist_info / "entry_points.txt").write_text(f"[{ENTRY_POINT_GROUP}]\nlwf = lwf_plugin_pkg\n")
-    assert "lwf" not in known_strategies()  # not in this process: only the other package provides it
+    (dist_info / "entry_points.txt").write_text(f"[{ENTRY_POINT_GROUP}]\nlwf-stock = lwf_plugin_pkg\n")
+    assert "lwf-stock" not in known_strategies()  # not in this process: only the other package provides it
 
     script = Path(sys.executable).with_name("epinet-bench")
     assert script.is_file(), f"console script missing: {script} (is the package installed?)"
@@ -144,23 +144,23 @@ def test_strategy_from_another_installed_package_runs_end_to_end(tmp_path, synth
 
     def cli(*extra):
         return subprocess.run(
-            [str(script), "run", "--benchmark", "split-mnist", "--strategy", "lwf", "--data-root", str(synthetic_root),
-             "--results", str(results), "--batch-size", "32", "-q", *extra],
+            [str(script), "run", "--benchmark", "split-mnist", "--strategy", "lwf-stock",
+             "--data-root", str(synthetic_root), "--results", str(results), "--batch-size", "32", "-q", *extra],
             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
         )  # fmt: skip
 
     typo = cli("--option", "temprature=1.5")
     assert typo.returncode == 2 and not results.exists()
     assert typo.stderr.strip() == (
-        "epinet-bench: error: arguments: strategy_options for 'lwf': "
-        "unknown option 'temprature' for strategy 'lwf'; known: alpha, temperature"
+        "epinet-bench: error: arguments: strategy_options for 'lwf-stock': "
+        "unknown option 'temprature' for strategy 'lwf-stock'; known: alpha, temperature"
     )
     proc = cli("--option", "temperature=1.5")
     assert proc.returncode == 0, proc.stderr[-3000:]
     (path,) = results.rglob("seed0.json")
-    assert path.parent.parent.name == "lwf"
+    assert path.parent.parent.name == "lwf-stock"
     record = json.loads(path.read_text())
-    assert record["config"]["strategy"] == "lwf" and record["config"]["strategy_options"] == {"temperature": 1.5}
+    assert record["config"]["strategy"] == "lwf-stock" and record["config"]["strategy_options"] == {"temperature": 1.5}
     assert len(record["accuracy_matrix"]) == 5 and all(len(row) == 5 for row in record["accuracy_matrix"])
     read_result(path)  # re-derives, although this process does not have the plug-in
     assert f"saved {path}" in proc.stdout

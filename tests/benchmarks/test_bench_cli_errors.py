@@ -53,8 +53,8 @@ def test_unknown_benchmark(no_work, run_args, capsys):
 def test_unknown_strategy_lists_known(no_work, run_args, capsys):
     fails_with(
         capsys,
-        run_args(strategy="lwf"),
-        "strategy: unknown strategy 'lwf'; known: ",
+        run_args(strategy="not-a-strategy"),
+        "strategy: unknown strategy 'not-a-strategy'; known: ",
         "epinet",
         "ewc",
         "joint",
@@ -184,7 +184,7 @@ def test_sweep_yaml_invalid_run_field_names_experiment(no_work, sweep_with):
 
 
 def test_sweep_yaml_unknown_strategy(no_work, sweep_with):
-    sweep_with(VALID_SWEEP.replace("[naive]", "[naive, lwf]"), "unknown strategy 'lwf'; known: ")
+    sweep_with(VALID_SWEEP.replace("[naive]", "[naive, not-a-strategy]"), "unknown strategy 'not-a-strategy'; known: ")
 
 
 def test_sweep_yaml_not_a_mapping(no_work, sweep_with):
