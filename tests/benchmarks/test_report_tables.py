@@ -27,6 +27,8 @@ from benchmarks.report import (
 )
 from benchmarks.report.builders import tuning_table
 from benchmarks.report.pages import SECTIONS
+from benchmarks.report.reproduction import reproduction_tables
+from benchmarks.report.selection import nested_results
 from benchmarks.store import SCHEMA_VERSION
 from tests.benchmarks.run_records import (
     ABLATION,
@@ -317,7 +319,7 @@ def test_committed_tables_pages_and_readme_rerender_from_the_committed_runs(tmp_
     if not (committed / "runs").is_dir() or not (load_runs(committed).frame["role"] == "main").any():
         pytest.skip("results/runs has no main-role runs yet (the reference runs are committed later)")
     # render into a scratch directory that reads the committed runs: nothing is written into results/
-    for name in ("runs", "tuning", "figures"):
+    for name in ("runs", "figures", *(d.name for d in nested_results(committed))):
         if (committed / name).is_dir():
             (tmp_path / name).symlink_to(committed / name)
     if (committed / "perf.md").exists():
@@ -345,3 +347,15 @@ def test_committed_tables_pages_and_readme_rerender_from_the_committed_runs(tmp_
             )
     readme = REPO / "README.md"
     assert embedded_table(readme) == readme_table(committed), f"README's main table {stale}"
+    for sub in nested_results(committed):
+        frame = load_runs(sub).frame
+        if not (frame["role"] == "reproduction").any():
+            continue
+        for table in reproduction_tables(frame):
+            assert (sub / "tables" / f"{table.name}.md").read_text() == table.markdown() + "\n", (
+                f"results/{sub.name}/tables/{table.name}.md is stale: run `epinet-bench report results/{sub.name}`"
+            )
+            update = f"epinet-bench report results/{sub.name} --update-readme README.md"
+            assert table.markdown() in read_block(readme, "reproduction-table"), (
+                f"README's reproduction table is stale: run `{update}`"
+            )
