@@ -21,9 +21,10 @@ Permuted-MNIST lr 0.1, e_lambda 0.7, gamma 1.0, batch 128.
 
 Why not ``ewc`` with ``mode: online`` (Avalanche's ``EWCPlugin``): its importance is the
 square of each *minibatch-mean* gradient of the loss, averaged over minibatches, unweighted
-by p(y|x). For gradients that differ from sample to sample that is about 1/B of the
-per-sample Fisher (B the batch size) and it moves with B, so the paper's ``e_lambda`` values
-do not transfer to it; ``ewc`` stays as it is for the results already stored.
+by p(y|x). The square of a mean of B gradients is the squared mean gradient plus 1/B of their
+variance: near a minimum about 1/B of the per-sample estimate, and it moves with the batch
+size B, so the paper's ``e_lambda`` values do not transfer to it. ``ewc`` stays as it is for
+the results already stored.
 """
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat
