@@ -14,8 +14,9 @@ As in the paper and Mammoth ``models/icarl.py`` (where the DER paper's iCaRL num
 * evaluation: nearest mean of exemplars; output = minus the squared distance of the normalised
   feature to each normalised class mean (Mammoth's ``forward``), so argmax is the NME class.
 
-Features are L2-normalised for herding and class means, as in the paper and current Mammoth;
-the 2020 Mammoth the DER paper ran used raw features (kept as a known difference). Mammoth's
+Features are L2-normalised for herding and class means, as in the paper and current Mammoth
+(``normalise_features: true``, the default); the 2020 Mammoth the DER paper ran used raw
+features for both (``normalise_features: false``, what der2020.yaml reproduces). Mammoth's
 class means also average horizontally flipped images, a CIFAR augmentation not applied to digits.
 Mammoth has no softmax temperature for iCaRL. Each class must belong to one experience
 (class- or task-incremental streams, Mammoth's COMPATIBILITY); a repeated class is an error.
@@ -37,6 +38,7 @@ from baselines.replay import planned_bytes
 class ICaRLOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
     wd_reg: NonNegativeFloat = 0.0  # Mammoth's L2 penalty on all parameters, added to the loss
+    normalise_features: bool = True  # L2-normalised features for herding and class means (false: raw, Mammoth 2020)
 
 
 def memory_bytes(strategy) -> int:
@@ -78,11 +80,11 @@ def build(setup, options: ICaRLOptions):
 
         def __init__(self, *modules):
             super().__init__(*modules)
-            self.register_buffer("class_means", None)  # [n_classes, d], unit rows
+            self.register_buffer("class_means", None)  # [n_classes, d] (unit rows when normalised)
             self.register_buffer("has_mean", None)  # [n_classes] bool
 
         def features(self, x):
-            return F.normalize(self[0](x), dim=1)
+            return F.normalize(self[0](x), dim=1) if options.normalise_features else self[0](x)
 
         def forward(self, x):
             if self.training or self.class_means is None:
@@ -151,7 +153,8 @@ def build(setup, options: ICaRLOptions):
             self.exemplars = {c: pair for c, pair in self.exemplars.items() if len(pair[0])}  # memory < classes
             means = torch.zeros(setup.n_classes, model[1].in_features, device=strategy.device)
             for c, (xc, _) in self.exemplars.items():
-                means[c] = F.normalize(model.features(xc.to(strategy.device)).mean(0), dim=0)
+                mean = model.features(xc.to(strategy.device)).mean(0)
+                means[c] = F.normalize(mean, dim=0) if options.normalise_features else mean
             model.has_mean = torch.zeros(setup.n_classes, dtype=torch.bool, device=strategy.device)
             model.has_mean[list(self.exemplars)] = True
             model.class_means = means

@@ -160,3 +160,21 @@ def test_options_are_checked():
     with pytest.raises(ValueError, match="greater than or equal to 0"):
         SPEC.validate_options({"wd_reg": -1.0}, 200)
     assert SPEC.planned_bytes(SPEC.validate_options({}, 200), 200, (1, 28, 28)) == 200 * (28 * 28 * 4 + 16)
+
+
+def test_raw_features_as_the_2020_code(synthetic_mnist):
+    """normalise_features false: herding, class means and distances use the backbone's raw
+    features (the DER paper's Mammoth), not unit vectors."""
+    torch.manual_seed(1)
+    bench = build_benchmark("split-mnist", synthetic_mnist, seed=0, n_experiences=5)
+    seen = Seen()
+    strategy = build([seen], options={"normalise_features": False}, memory=20)
+    plugin, model = icarl_plugin(strategy), strategy.model
+    strategy.train(bench.train_stream[0])
+    x0, y0, _ = bench.train_stream[0].tensors
+    with torch.no_grad():
+        raw = model[0](x0[y0 == 0])
+        assert torch.equal(model.features(x0[y0 == 0]), raw) and not torch.allclose(raw.norm(dim=1), torch.ones(1))
+        assert torch.equal(plugin.exemplars[0][0], x0[y0 == 0][herding(raw, 10)])
+        mean = model[0](plugin.exemplars[0][0]).mean(0)
+        torch.testing.assert_close(model.class_means[0], mean)
