@@ -126,14 +126,14 @@ def reproduction_table(experiment: str, runs: pd.DataFrame, published: pd.DataFr
         Column("Δ", r"$\Delta$"),
         Column(f"{LEVEL:.0%} CI", "CI"),
         Column("published in CI", "In CI"),
-        Column(f"|Δ| ≤ {TOLERANCE:g}", "Close"),
+        Column(f"within {TOLERANCE:g} points", "Close"),
     ]
     notes = [
         f"Final accuracy (%), mean ± sample standard deviation over the n seeds of this harness, beside the"
         f" published mean (± its std where the source gives one), from `benchmarks/configs/published/{experiment}.csv`."
         f" Δ: reproduced − published, in points. {LEVEL:.0%} CI: Student-t interval of our mean;"
-        f" published in CI: whether the published mean lies inside it. |Δ| ≤ {TOLERANCE:g}: within"
-        f" {TOLERANCE:g} points. — where no run matches the published row.",
+        f" published in CI: whether the published mean lies inside it. Within {TOLERANCE:g} points: the"
+        f" absolute difference is at most {TOLERANCE:g}. — where no run matches the published row.",
         code_versions(runs),
     ]
     title = f"Published vs reproduced: {experiment}"
