@@ -8,7 +8,7 @@ import math
 import pandas as pd
 
 from benchmarks.aggregate import mean_std
-from benchmarks.report.order import benchmark_order, describe, name, strategy_order, variant_order
+from benchmarks.report.order import METHOD, benchmark_order, describe, name, strategy_order, variant_order
 from benchmarks.report.selection import NoData, ablations, memory_series, reference_of, tuning_runs, upper_bounds
 from benchmarks.report.stats import Stat, best, code_versions, stars, stat, welch
 from benchmarks.report.tables import Column, Table
@@ -45,12 +45,13 @@ def main_table(runs: pd.DataFrame) -> Table:
             best(means["final_accuracy"], highest=True),
             best(means["average_forgetting"], highest=False),
         )
+        best_baseline = best({s: m for s, m in means["final_accuracy"].items() if s != METHOD}, highest=True)
         for s in strategies:
             group = here[here["strategy"] == s]
             t, df, p = (
                 (math.nan,) * 3 if s == reference or ref.empty or group.empty else welch(group["final_accuracy"], ref)
             )
-            a = stat(group["final_accuracy"], bold=s in best_acc, mark=stars(p))
+            a = stat(group["final_accuracy"], bold=s in best_acc, mark=stars(p) + ("†" if s in best_baseline else ""))
             f = stat(group["average_forgetting"], bold=s in best_forg)
             cells[bench, s] = (a, f, len(group))
             if not group.empty:
@@ -77,6 +78,7 @@ def main_table(runs: pd.DataFrame) -> Table:
                         **tests,
                         "best_final_accuracy": s in best_acc,
                         "best_average_forgetting": s in best_forg,
+                        "best_baseline": s in best_baseline,
                         "upper_bound": s in upper,
                     }
                 )
@@ -104,6 +106,8 @@ def main_table(runs: pd.DataFrame) -> Table:
         f" and {its} forgetting is not defined (—)."
         if excluded
         else "**Bold**: best mean of the column (as rounded here).",
+        f"†: best baseline, the highest mean final accuracy (as rounded here) among the continual strategies other"
+        f" than {name(METHOD)}, the method under study.",
         "\\* p < 0.05, \\*\\* p < 0.01: Welch's t-test (two-sided, unequal variances;"
         " scipy.stats.ttest_ind with equal_var=False) of final accuracy over seeds"
         f" against {describe(reference)}, per benchmark;"
@@ -111,8 +115,9 @@ def main_table(runs: pd.DataFrame) -> Table:
         + (f" No test on {', '.join(untested)}: {reference} has no runs there." if untested else "")
         if reference
         else "No significance test: the sweep declares no reference strategy (`reference:` on its main experiment).",
-        "Memory: mean memory_bytes over the strategy's runs, what it keeps besides the network (replay buffer;"
-        " EWC's parameter copies and Fisher importances; EpiNet's episodic memory); 1 MB = 10^6 bytes.",
+        "Memory: mean memory_bytes over the strategy's runs, what it keeps besides the network (stored samples,"
+        " with their logits for DER and DER++; the regularisers' parameter copies and importances; LwF's previous"
+        " model; EpiNet's episodic memory); 1 MB = 10^6 bytes.",
         code_versions(runs),
     ]
     title = "Final accuracy and average forgetting per strategy and benchmark"

@@ -17,6 +17,7 @@ selects the Agg backend, so figures render without a display.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from pathlib import Path
 
@@ -39,17 +40,19 @@ from benchmarks.report.order import STRATEGY_ORDER, benchmark_order, name, strat
 from benchmarks.report.selection import Ablation, MemorySeries, NoData, upper_bounds
 
 CMAP = "viridis"
+MATRICES_PER_ROW = 5  # heatmaps per row of an accuracy-matrix figure
 
 
 def palette(strategies) -> dict[str, tuple]:
     """One colour per strategy, the same in every figure (known strategies keep theirs)."""
     colours = sns.color_palette("colorblind", 10)
-    fixed = dict(zip(STRATEGY_ORDER, (7, 1, 2, 0, 4)))  # naive grey, ewc orange, replay green, epinet blue, joint pink
-    spare = [9, 5, 3, 8, 6]  # colours no fixed strategy uses
-    others = [s for s in strategy_order(strategies) if s not in fixed]
+    fixed = {"naive": 7, "ewc": 1, "replay": 2, "epinet": 0, "joint": 4}  # grey, orange, green, blue, pink
+    # the colorblind colours no fixed strategy uses, then the "dark" palette's, in display order
+    spare = [colours[i] for i in (9, 5, 3, 8, 6)] + sns.color_palette("dark", 10)
+    others = [s for s in strategy_order([*STRATEGY_ORDER, *strategies]) if s not in fixed]
     return {
         **{s: colours[i] for s, i in fixed.items()},
-        **{s: colours[spare[k % len(spare)]] for k, s in enumerate(others)},
+        **{s: spare[k % len(spare)] for k, s in enumerate(others)},
     }
 
 
@@ -137,8 +140,13 @@ def accuracy_matrices(runs: pd.DataFrame, out_dir: Path, log: Callable = print) 
         strategies = [s for s in strategy_order(runs["strategy"]) if (bench, s) in means]
         n_exp = max(means[bench, s][0].shape[1] for s in strategies)
         side = 0.42 * n_exp + 0.9
-        fig = Figure(figsize=(side * len(strategies) + 1.0, side + 0.6), layout="constrained")
-        axes = fig.subplots(1, len(strategies), squeeze=False)[0]
+        ncols = min(len(strategies), MATRICES_PER_ROW)
+        nrows = math.ceil(len(strategies) / ncols)
+        fig = Figure(figsize=(side * ncols + 1.0, (side + 0.3) * nrows + 0.3), layout="constrained")
+        grid = fig.subplots(nrows, ncols, squeeze=False)
+        axes = list(grid.flat)[: len(strategies)]
+        for ax in list(grid.flat)[len(strategies) :]:
+            ax.set_axis_off()
         for ax, s in zip(axes, strategies):
             matrix, seeds = means[bench, s]
             rows, cols = matrix.shape
@@ -158,7 +166,8 @@ def accuracy_matrices(runs: pd.DataFrame, out_dir: Path, log: Callable = print) 
             )
             ax.set(title=f"{s} (n={seeds})", xlabel="tested on experience")
             ax.tick_params(axis="y", rotation=0)
-        axes[0].set_ylabel("after training experience")
+        for row in grid:
+            row[0].set_ylabel("after training experience")
         fig.colorbar(ScalarMappable(norm=Normalize(0, 1), cmap=CMAP), ax=list(axes), shrink=0.8, label="accuracy")
         fig.suptitle(f"Accuracy matrix on {bench} (mean over seeds)")
         paths += save(fig, out_dir / f"accuracy_matrix_{bench}")

@@ -30,6 +30,7 @@ TEX = {
     "≥": r"$\geq$",
     "≤": r"$\leq$",
     "Δ": r"$\Delta$",
+    "†": r"$^\dagger$",
 }
 # The Markdown a note may use: **bold**, escaped significance stars (\*, \*\*), `code`, 10^6.
 NOTE_MARKUP = re.compile(r"\*\*(?P<bold>.+?)\*\*|(?P<stars>(?:\\\*)+)|`(?P<code>[^`]*)`|(?P<base>\d+)\^(?P<power>\d+)")
@@ -73,7 +74,8 @@ def cell(value, fmt: str) -> str:
         if value.bold:
             text = f"\\textbf{{{text}}}" if fmt == "tex" else f"**{text}**"
         if value.mark:
-            text += f"$^{{{value.mark}}}$" if fmt == "tex" else value.mark.replace("*", "\\*")
+            tex_mark = value.mark.replace("†", r"\dagger ")
+            text += f"$^{{{tex_mark}}}$" if fmt == "tex" else value.mark.replace("*", "\\*")
         return text
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return DASH[fmt]

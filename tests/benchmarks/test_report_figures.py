@@ -100,3 +100,13 @@ def test_figures_without_data_are_skipped_with_a_message(tmp_path):
         "seen_accuracy.pdf",
         "seen_accuracy.png",
     ]
+
+
+def test_every_listed_strategy_has_its_own_colour_whatever_else_is_plotted():
+    from benchmarks.report.figures import palette
+    from benchmarks.report.order import STRATEGY_ORDER
+
+    everything = palette(STRATEGY_ORDER)
+    assert len(set(everything[s] for s in STRATEGY_ORDER)) == len(STRATEGY_ORDER)
+    assert palette(["der", "epinet"])["der"] == everything["der"]  # not shifted by who else is plotted
+    assert palette(["zz-new"])["zz-new"] not in [everything[s] for s in ("naive", "ewc", "replay", "epinet", "joint")]

@@ -77,7 +77,7 @@ def test_main_cells_are_mean_pm_sample_std_with_n_and_order(full):
     results = full[0]
     md = (results / "tables" / "main.md").read_text()
     table = md_table(md)
-    assert list(table) == ["naive", "ewc", "replay", "epinet", "joint", "agem"]  # display order, extra strategies last
+    assert list(table) == ["naive", "ewc", "replay", "agem", "epinet", "joint"]  # display order (order.STRATEGY_ORDER)
     header = list(table["naive"])
     assert header.index("split-mnist final acc") < header.index(
         "permuted-mnist final acc"
@@ -123,12 +123,13 @@ def test_welch_against_replay_matches_formula_and_markers(full):
         assert row["welch_t_vs_replay"] == pytest.approx(t, rel=1e-9)
         assert row["welch_df_vs_replay"] == pytest.approx(df, rel=1e-9)
         assert row["p_vs_replay"] == pytest.approx(p, rel=1e-6, abs=1e-9)
-        assert table[strategy][f"{bench} final acc"].replace("**", "") == cell(accs) + stars(p)  # bold aside
+        shown = table[strategy][f"{bench} final acc"].replace("**", "").removesuffix("†")  # bold and † aside
+        assert shown == cell(accs) + stars(p)
         checked += 1
     assert checked == 9
     # the data were chosen to cover each marker: ** (p < 0.01), * (0.01 <= p < 0.05) and none
     assert table["epinet"]["split-mnist final acc"] == "**0.910 ± 0.010**\\*\\*"
-    assert table["ewc"]["split-mnist final acc"] == "0.853 ± 0.015\\*"
+    assert table["ewc"]["split-mnist final acc"] == "0.853 ± 0.015\\*†"
     assert table["agem"]["split-mnist final acc"] == "0.820 ± 0.026"
     assert csv.loc[("split-mnist", "ewc"), "p_vs_replay"] == pytest.approx(0.01986, abs=1e-4)
 
@@ -150,12 +151,32 @@ def test_bold_marks_best_continual_strategy_and_never_joint(full):
     assert not csv.loc[csv["strategy"] == "joint", ["best_final_accuracy", "best_average_forgetting"]].any().any()
 
 
+def test_dagger_marks_the_best_baseline_never_the_method_or_joint(full):
+    results = full[0]
+    table = md_table((results / "tables" / "main.md").read_text())
+    marked = {(s, col) for s, row in table.items() for col, v in row.items() if v.endswith("†")}
+    assert marked == {
+        ("ewc", "split-mnist final acc"),  # 0.853: EpiNet (0.910, the method) and joint (0.970) aside
+        ("ewc", "permuted-mnist final acc"),  # a tie as shown (0.710): both marked
+        ("replay", "permuted-mnist final acc"),
+    }
+    csv = pd.read_csv(results / "tables" / "main.csv")
+    assert set(csv.loc[csv["best_baseline"], "strategy"] + "@" + csv.loc[csv["best_baseline"], "benchmark"]) == {
+        "ewc@split-mnist",
+        "ewc@permuted-mnist",
+        "replay@permuted-mnist",
+    }
+    assert "†: best baseline" in (results / "tables" / "main.md").read_text()
+    tex = (results / "tables" / "main.tex").read_text()
+    assert "0.853 $\\pm$ 0.015$^{*\\dagger }$" in tex and "$^\\dagger$: best baseline" in tex
+
+
 def test_latex_uses_booktabs_bold_pm_and_footnotes(full):
     tex = (full[0] / "tables" / "main.tex").read_text()
     for token in ("\\toprule", "\\midrule", "\\bottomrule", "\\cmidrule(lr){2-4}", "\\multicolumn{3}{c}{split-mnist}"):
         assert token in tex
     assert "\\textbf{0.910 $\\pm$ 0.010}$^{**}$" in tex
-    assert "0.853 $\\pm$ 0.015$^{*}$" in tex
+    assert "0.853 $\\pm$ 0.015$^{*\\dagger }$" in tex
     assert "Welch" in tex and "±" not in tex
     assert tex.index("split-mnist") < tex.index("permuted-mnist")
 
