@@ -38,13 +38,7 @@ class OnlineEWCOptions(BaseModel):
     gamma: float = Field(1.0, gt=0, le=1)  # decay of the accumulated Fisher estimate
 
 
-def state_bytes(strategy) -> int:
-    from baselines.regularisers import OnlineEWCPlugin
-
-    return next(p for p in strategy.plugins if isinstance(p, OnlineEWCPlugin)).state_bytes()
-
-
-@register_strategy("ewc-online", options=OnlineEWCOptions, memory_bytes=state_bytes)
+@register_strategy("ewc-online", options=OnlineEWCOptions)
 def build(setup, options: OnlineEWCOptions):
     from baselines.regularisers import OnlineEWCPlugin
 

@@ -35,13 +35,7 @@ class LwFOptions(BaseModel):
     temperature: PositiveFloat = 2.0  # softmax temperature of the distillation
 
 
-def teacher_bytes(strategy) -> int:
-    from baselines.regularisers import HarnessLwFPlugin
-
-    return next(p for p in strategy.plugins if isinstance(p, HarnessLwFPlugin)).state_bytes()
-
-
-@register_strategy("lwf", options=LwFOptions, memory_bytes=teacher_bytes)
+@register_strategy("lwf", options=LwFOptions)
 def build(setup, options: LwFOptions):
     from baselines.regularisers import HarnessLwFPlugin
 

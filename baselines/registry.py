@@ -45,6 +45,12 @@ BUILTIN_MODULES = (
 )
 
 
+def plugin_state_bytes(strategy) -> int:
+    """The default ``memory_bytes``: the sum of ``state_bytes()`` over the strategy's plugins that
+    define it (the regularisers' importances and anchors, LwF's previous model); 0 without any."""
+    return sum(p.state_bytes() for p in getattr(strategy, "plugins", ()) if callable(getattr(p, "state_bytes", None)))
+
+
 class NoOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -55,7 +61,8 @@ class StrategySpec:
     build: Callable[..., Any]
     options: type[BaseModel] = NoOptions
     joint: bool = False  # trains once on all experiences together (an upper bound)
-    memory_bytes: Callable[[Any], int] = lambda strategy: 0
+    # Bytes the strategy keeps besides the network, from the built strategy
+    memory_bytes: Callable[[Any], int] = plugin_state_bytes
     check: Callable[[BaseModel, int], None] | None = None  # cross-checks options against the memory budget
     # Bytes the strategy will allocate for its memory, before allocating: (options, memory, input shape) -> int
     planned_bytes: Callable[[BaseModel, int, tuple[int, ...]], int] | None = None
@@ -124,7 +131,7 @@ def register_strategy(
             build,
             options,
             joint,
-            memory_bytes or (lambda strategy: 0),
+            memory_bytes or plugin_state_bytes,
             check,
             planned_bytes,
             dict(reserved or {}),

@@ -39,13 +39,7 @@ class SIOptions(BaseModel):
     xi: PositiveFloat = 1.0  # damping of the importance's denominator
 
 
-def state_bytes(strategy) -> int:
-    from baselines.regularisers import SIPlugin
-
-    return next(p for p in strategy.plugins if isinstance(p, SIPlugin)).state_bytes()
-
-
-@register_strategy("si", options=SIOptions, memory_bytes=state_bytes)
+@register_strategy("si", options=SIOptions)
 def build(setup, options: SIOptions):
     from baselines.regularisers import SIPlugin
 
