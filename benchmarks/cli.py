@@ -127,7 +127,7 @@ def cmd_sweep(args) -> int:
 def cmd_report(args) -> int:
     from benchmarks.report import report
 
-    return report(args.results_dir, update_readme_path=args.update_readme, figures=not args.no_figures)
+    return report(args.results_dir, update_readme_path=args.update_readme, figures=not args.no_figures, html=args.html)
 
 
 def cmd_perf(args) -> int:
@@ -263,6 +263,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="also rewrite the main table between <!-- main-table:start --> and <!-- main-table:end --> in this file",
     )
     p.add_argument("--no-figures", action="store_true", help="tables only (faster)")
+    p.add_argument(
+        "--html",
+        action="store_true",
+        help="also write RESULTS_DIR/index.html, one self-contained page (tables, figures, runs) to open in a browser",
+    )
     p.set_defaults(fn=cmd_report)
 
     p = sub.add_parser("perf", help="time the harness and EpiNet on this machine; write OUT/perf.json and OUT/perf.md")
