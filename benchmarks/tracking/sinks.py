@@ -73,7 +73,11 @@ class TensorBoardSink:
         from torch.utils.tensorboard import SummaryWriter
 
         self.params = {**flat_params(config.model_dump()), **tags}
-        self.writer = SummaryWriter(log_dir=str(tracking.results_dir / "tensorboard" / key))
+        log_dir = tracking.results_dir / "tensorboard" / key
+        # a rerun replaces the run's events, as it replaces its JSON (TensorBoard would show both)
+        for old in log_dir.glob("events.out.tfevents.*"):
+            old.unlink()
+        self.writer = SummaryWriter(log_dir=str(log_dir))
         self.writer.add_text("config", "    " + json.dumps(self.params, indent=2).replace("\n", "\n    "))
 
     def loss(self, step: int, value: float) -> None:

@@ -79,6 +79,18 @@ def test_csv_log_holds_losses_rows_and_final_metrics(csv_and_tensorboard):
     assert int(final["memory_bytes"]) == record["metrics"]["memory_bytes"] > 0
 
 
+def test_a_rerun_replaces_the_tensorboard_events(tmp_path, synthetic_root):
+    from benchmarks.tracking.sinks import TensorBoardSink
+
+    pytest.importorskip("tensorboard", reason="the tensorboard extra is not installed")
+    tracking, cfg = Tracking(("tensorboard",), tmp_path, "adhoc"), config(synthetic_root)
+    for _ in range(2):
+        sink = TensorBoardSink(tracking, cfg, run_key(cfg), {})
+        sink.loss(1, 0.5)
+        sink.close(ok=True)
+    assert len(list((tmp_path / "tensorboard" / run_key(cfg)).glob("events.out.tfevents.*"))) == 1
+
+
 def test_tensorboard_events_read_back_with_the_event_accumulator(csv_and_tensorboard):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
