@@ -2,6 +2,7 @@
 #   make bench   create .venv, install, run the quick comparison and print its table
 #   make test    create .venv, install, run the test suite
 #   make lint    ruff's lint and format checks (CI runs it after make test)
+#   make report  re-render results/ (tables, figures, README.md, index.html) from the committed runs
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -33,6 +34,10 @@ lint: install
 
 paper: install
 	$(BIN)/epinet-bench sweep benchmarks/configs/paper.yaml --data-root $(DATA_ROOT) --jobs $(JOBS)
+
+# tables, figures, results/README.md, results/index.html and the README's generated blocks, from the committed runs
+report: install
+	$(BIN)/epinet-bench report results --html --update-readme README.md
 
 perf: install
 	$(BIN)/epinet-bench perf --data-root $(DATA_ROOT) --out results

@@ -4,8 +4,9 @@ flattened and grouped."""
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
+import numpy as np
 import pandas as pd
 
 from benchmarks.metrics import seen_accuracy
@@ -27,7 +28,8 @@ METRICS = [
 
 
 def runs_frame(records: Iterable[dict]) -> pd.DataFrame:
-    """One row per run: identifying config fields, the config hash, every metric and the accuracy matrix."""
+    """One row per run: identifying config fields, the config hash, every metric, the accuracy matrix and the
+    whole config."""
     rows = []
     for record in records:
         config, metrics = record["config"], record["metrics"]
@@ -36,8 +38,9 @@ def runs_frame(records: Iterable[dict]) -> pd.DataFrame:
         row.update({key: record.get(key) for key in PROVENANCE})
         row.update({m: metrics.get(m) for m in METRICS})
         row["accuracy_matrix"] = record.get("accuracy_matrix")
+        row["config"] = config  # the whole resolved config, for pages that show each run
         rows.append(row)
-    frame = pd.DataFrame(rows, columns=[*CONFIG, "config_hash", *PROVENANCE, *METRICS, "accuracy_matrix"])
+    frame = pd.DataFrame(rows, columns=[*CONFIG, "config_hash", *PROVENANCE, *METRICS, "accuracy_matrix", "config"])
     return frame.astype({m: float for m in METRICS})
 
 
@@ -62,6 +65,23 @@ def summary(
     out.columns = [f"{m}_{stat}" for m, stat in out.columns]
     out["seeds"] = grouped.size()
     return out.reset_index()
+
+
+def mean_matrices(runs: pd.DataFrame, log: Callable = print) -> dict[tuple[str, str], tuple[np.ndarray, int]]:
+    """(benchmark, strategy) -> (mean accuracy matrix over seeds, seeds); runs of another shape are left out."""
+    out = {}
+    for (bench, strategy), group in runs.groupby(["benchmark", "strategy"]):
+        mats = [np.asarray(m, float) for m in group["accuracy_matrix"]]
+        shapes = pd.Series([m.shape for m in mats])
+        shape = shapes.mode().iloc[0]
+        if (shapes != shape).any():
+            log(
+                f"{strategy} on {bench}: left out {int((shapes != shape).sum())} runs"
+                f" whose matrix is not {shape[0]}x{shape[1]}"
+            )
+        kept = [m for m in mats if m.shape == shape]
+        out[bench, strategy] = (np.mean(kept, axis=0), len(kept))
+    return out
 
 
 def mean_std(mean: float, std: float | None = None, *, pm: str = " ± ", signed: bool = False, digits: int = 3) -> str:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from benchmarks.interrupts import Interrupted, raise_on_signals
 from benchmarks.run_flags import add_run_flags, run_fields
+from benchmarks.tracking import add_tracking_flags, tracking_from
 
 DEFAULT_RESULTS = Path("results")
 
@@ -67,6 +68,7 @@ def cmd_run(args) -> int:
     from benchmarks.store import ensure_writable, result_path
 
     config = make_run_config("arguments", **run_fields(args))
+    tracking = tracking_from(args, args.results, config.experiment)
     threads = _threads(args.threads)
     root = check_root(config.data_root)
     arrays = read_arrays(root)  # fail on data before building anything; trained on below, read once
@@ -80,7 +82,9 @@ def cmd_run(args) -> int:
     from benchmarks.runner import run_and_store
 
     torch.set_num_threads(threads)
-    record = run_and_store(config, args.results, progress=not args.quiet, data=tensors_from(arrays, root))
+    record = run_and_store(
+        config, args.results, progress=not args.quiet, data=tensors_from(arrays, root), tracking=tracking
+    )
     print(format_summary(summary(runs_frame([record]))))
     print("accuracy matrix (row i: after training experience i):")
     for row in record["accuracy_matrix"]:
@@ -101,6 +105,7 @@ def cmd_sweep(args) -> int:
     threads = _threads(args.threads)
     sweep_config = load_sweep(args.config)
     sweep_config.runs()  # every grid point validates before the data root is even looked up
+    tracking = tracking_from(args, args.results, sweep_config.name)
     root = check_root(args.data_root)
     configs = sweep_config.runs(data_root=str(root))
     read_arrays(root)  # check the data once, before any worker starts
@@ -109,7 +114,7 @@ def cmd_sweep(args) -> int:
     log = _log(args.quiet)
     report = sweep(
         configs, args.results, LocalPool(jobs=args.jobs, threads_per_job=threads),
-        progress=not args.quiet, log=log, warn=_warn, rerun_stale=args.rerun_stale,
+        progress=not args.quiet, log=log, warn=_warn, rerun_stale=args.rerun_stale, tracking=tracking,
     )  # fmt: skip
 
     from benchmarks.aggregate import format_summary, runs_frame, summary
@@ -127,7 +132,7 @@ def cmd_sweep(args) -> int:
 def cmd_report(args) -> int:
     from benchmarks.report import report
 
-    return report(args.results_dir, update_readme_path=args.update_readme, figures=not args.no_figures)
+    return report(args.results_dir, update_readme_path=args.update_readme, figures=not args.no_figures, html=args.html)
 
 
 def cmd_perf(args) -> int:
@@ -213,6 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="train one strategy on one benchmark with one seed")
     common(p, data_root=False)  # --data-root comes from RunConfig
     add_run_flags(p)
+    add_tracking_flags(p)
     threads(p, "of the run")
     p.set_defaults(fn=cmd_run)
 
@@ -226,6 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="rerun stored results made by another code version (they are moved aside, not deleted)",
     )
+    add_tracking_flags(p)
     p.set_defaults(fn=cmd_sweep)
 
     p = sub.add_parser(
@@ -263,6 +270,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="also rewrite the main table between <!-- main-table:start --> and <!-- main-table:end --> in this file",
     )
     p.add_argument("--no-figures", action="store_true", help="tables only (faster)")
+    p.add_argument(
+        "--html",
+        action="store_true",
+        help="also write RESULTS_DIR/index.html, one self-contained page (tables, figures, runs) to open in a browser",
+    )
     p.set_defaults(fn=cmd_report)
 
     p = sub.add_parser("perf", help="time the harness and EpiNet on this machine; write OUT/perf.json and OUT/perf.md")

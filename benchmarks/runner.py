@@ -23,6 +23,8 @@ from benchmarks.data import MNIST, load_mnist
 from benchmarks.provenance import code_version, machine, package_versions
 from benchmarks.store import SCHEMA_VERSION, result_path, write_atomic
 from benchmarks.streams import build_benchmark
+from benchmarks.tracking import Tracking
+from benchmarks.tracking.tracker import Tracker
 
 
 def seed_everything(seed: int) -> None:
@@ -120,8 +122,12 @@ def strategy_setup(config: RunConfig, bench, plugins: list) -> StrategySetup:
     )
 
 
-def run(config: RunConfig, *, data: MNIST | None = None, progress: bool = True) -> dict:
-    """Train and evaluate one configuration; return the run record (not yet written)."""
+def run(
+    config: RunConfig, *, data: MNIST | None = None, progress: bool = True, tracking: Tracking | None = None
+) -> dict:
+    """Train and evaluate one configuration; return the run record (not yet written). With
+    ``tracking``, the loss, each accuracy-matrix row and the final metrics also go to its trackers;
+    the record is the same either way."""
     data = data or load_mnist(config.data_root)
     bench = build_benchmark(
         config.benchmark,
@@ -138,8 +144,41 @@ def run(config: RunConfig, *, data: MNIST | None = None, progress: bool = True) 
     options = spec.validate_options(config.strategy_options, config.memory)
     accuracy = AccuracyPlugin()
     harness_plugins = [accuracy] + ([ProgressPlugin(f"{config.strategy}/{config.benchmark}")] if progress else [])
-    setup = strategy_setup(config, bench, harness_plugins)
-    strategy = spec.build(setup, options)
+    with Tracker(tracking, config) as tracker:
+        setup = strategy_setup(config, bench, harness_plugins + tracker.plugins)
+        strategy = spec.build(setup, options)
+        matrix, train_seconds, eval_seconds = train_and_evaluate(
+            config, bench, spec, strategy, accuracy, progress, tracker
+        )
+        summary = metrics.summarise(matrix, joint=spec.joint)
+        summary.update(
+            train_seconds=sum(train_seconds),
+            eval_seconds=eval_seconds,
+            peak_rss_bytes=peak_rss_bytes(),
+            parameter_count=sum(p.numel() for p in strategy.model.parameters()),
+            memory_bytes=int(spec.memory_bytes(strategy)),
+        )
+        tracker.finish(summary)
+    version = code_version()
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "config": config.model_dump(),
+        "config_hash": config.config_hash(),
+        "metrics": summary,
+        "accuracy_matrix": matrix,
+        "experience_seconds": train_seconds,
+        "versions": package_versions(),
+        "git_commit": version["git_commit"],
+        "git_dirty": version["dirty"],
+        "machine": machine(),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+def train_and_evaluate(
+    config: RunConfig, bench, spec, strategy, accuracy: AccuracyPlugin, progress: bool, tracker: Tracker
+) -> tuple[list[list[float]], list[float], float]:
+    """Train on each experience and evaluate after it: (accuracy matrix, seconds per experience, eval seconds)."""
     eval_stream = bench.test_stream if config.eval_split == "test" else bench.valid_stream
     train_experiences = [bench.joint_experience()] if spec.joint else list(bench.train_stream)
 
@@ -157,35 +196,21 @@ def run(config: RunConfig, *, data: MNIST | None = None, progress: bool = True) 
         start = time.perf_counter()
         matrix.append(evaluate(strategy, eval_stream, accuracy))
         eval_seconds += time.perf_counter() - start
+        tracker.row(matrix[-1])
         experiences.set_postfix(
             seen_acc=f"{metrics.seen_accuracy(matrix)[-1] if not spec.joint else np.mean(matrix[-1]):.3f}"
         )
-
-    summary = metrics.summarise(matrix, joint=spec.joint)
-    version = code_version()
-    summary.update(
-        train_seconds=sum(train_seconds),
-        eval_seconds=eval_seconds,
-        peak_rss_bytes=peak_rss_bytes(),
-        parameter_count=sum(p.numel() for p in strategy.model.parameters()),
-        memory_bytes=int(spec.memory_bytes(strategy)),
-    )
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "config": config.model_dump(),
-        "config_hash": config.config_hash(),
-        "metrics": summary,
-        "accuracy_matrix": matrix,
-        "experience_seconds": train_seconds,
-        "versions": package_versions(),
-        "git_commit": version["git_commit"],
-        "git_dirty": version["dirty"],
-        "machine": machine(),
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-    }
+    return matrix, train_seconds, eval_seconds
 
 
-def run_and_store(config: RunConfig, results_dir: Path, *, progress: bool = True, data: MNIST | None = None) -> dict:
-    record = run(config, data=data, progress=progress)
+def run_and_store(
+    config: RunConfig,
+    results_dir: Path,
+    *,
+    progress: bool = True,
+    data: MNIST | None = None,
+    tracking: Tracking | None = None,
+) -> dict:
+    record = run(config, data=data, progress=progress, tracking=tracking)
     write_atomic(result_path(results_dir, config), record)
     return record

@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 from benchmarks.config import DEFAULT_THREADS, RunConfig
 from benchmarks.provenance import REPO_ROOT, code_version, short_version
 from benchmarks.store import ensure_writable, move_aside, remove_dead_writers_files, result_path, valid_result_for
+from benchmarks.tracking import Tracking
 
 
 class Executor(Protocol):
@@ -139,11 +140,12 @@ class _StoreRun:
     """Picklable job: run one config quietly and store its JSON."""
 
     results_dir: Path
+    tracking: Tracking | None = None
 
     def __call__(self, config: RunConfig) -> dict:
         from benchmarks.runner import run_and_store
 
-        return run_and_store(config, self.results_dir, progress=False)
+        return run_and_store(config, self.results_dir, progress=False, tracking=self.tracking)
 
 
 @dataclass
@@ -196,9 +198,11 @@ def sweep(
     log=print,
     warn=print,
     rerun_stale: bool = False,
+    tracking: Tracking | None = None,
 ) -> SweepReport:
     """Run what is missing. ``log`` gets progress lines (silent with ``-q``); ``warn`` gets what
-    a user must see even then: every distrusted result and results made by other code."""
+    a user must see even then: every distrusted result and results made by other code. With
+    ``tracking``, each run that runs (not those reused) also logs to its trackers."""
     ensure_writable(results_dir)
     for leftover in remove_dead_writers_files(results_dir):
         log(f"removed {leftover}, left by a run that was killed while writing")
@@ -216,7 +220,7 @@ def sweep(
     log(f"{len(configs)} runs: {len(report.skipped)} already done, {len(todo)} to run")
     bar = tqdm(total=len(todo), desc="sweep", unit="run", disable=not progress, file=sys.stderr)
     try:
-        for config, outcome in executor.map(_StoreRun(Path(results_dir)), todo):
+        for config, outcome in executor.map(_StoreRun(Path(results_dir), tracking), todo):
             bar.update()
             if isinstance(outcome, Exception):
                 report.failed.append((config, f"{type(outcome).__name__}: {outcome}"))

@@ -9,6 +9,7 @@ One module per job, imported in this order (no module imports one below it):
 * ``builders``   what the main, ablation, memory and tuning tables contain
 * ``figures``    the figures (matplotlib Agg, seaborn); loaded only when figures are drawn
 * ``pages``      the top README's main-table block and the results page
+* ``html``       ``index.html``, the self-contained browsable page (``report --html``)
 * ``command``    ``report()``: every artifact, each built on its own
 
 Statistics: a cell is the mean ± the sample standard deviation (pandas ``std``, ddof=1) over

@@ -4,12 +4,23 @@ hyperparameter selection, built from runs that ``selection`` picked."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from pathlib import Path
 
 import pandas as pd
 
 from benchmarks.aggregate import mean_std
 from benchmarks.report.order import METHOD, benchmark_order, describe, name, strategy_order, variant_order
-from benchmarks.report.selection import NoData, ablations, memory_series, reference_of, tuning_runs, upper_bounds
+from benchmarks.report.selection import (
+    NoData,
+    ablations,
+    load_runs,
+    memory_series,
+    nested_results,
+    reference_of,
+    tuning_runs,
+    upper_bounds,
+)
 from benchmarks.report.stats import Stat, best, code_versions, stars, stat, welch
 from benchmarks.report.tables import Column, Table
 from benchmarks.units import human_bytes
@@ -266,3 +277,17 @@ def tuning_table(frame: pd.DataFrame) -> Table:
     ]
     title = "Hyperparameter selection on the validation split"
     return Table("tuning", title, columns, rows, [code_versions(runs)], numbers, formats=("md", "csv"), numparse=True)
+
+
+def nested_tuning_tables(root: Path, log: Callable) -> list[tuple[Path, Table]]:
+    """(folder, table) for each nested results directory with tuning runs (results/tuning); a folder
+    whose runs cannot be selected from is named in ``log``."""
+    found = []
+    for sub in nested_results(root):
+        try:
+            found.append((sub, tuning_table(load_runs(sub).frame)))
+        except NoData:
+            continue
+        except ValueError as err:
+            log(f"results page: tuning runs under {sub}: {err}")
+    return found

@@ -9,6 +9,7 @@
 * ``tables/reproduction-<experiment>.{md,tex,csv}``  published vs reproduced (reproduction-role runs)
 * ``figures/*.{png,pdf}``           see ``benchmarks.report.figures``
 * ``README.md``                     the results page (``benchmarks.report.pages``)
+* ``index.html``                    with ``html=True``: the self-contained browsable page (``benchmarks.report.html``)
 
 A problem (an unreadable or old-schema run file, a table without data) is printed as one line
 and the rest is still rendered; nothing raises out of ``report``.
@@ -38,6 +39,7 @@ def report(
     results_dir: str | Path = "results",
     update_readme_path: str | Path | None = None,
     figures: bool = True,
+    html: bool = False,
     out: Callable = print,
     log: Callable | None = None,
 ) -> int:
@@ -102,6 +104,13 @@ def report(
     if figures:
         rendered += draw_figures(main, frame, figures_dir, attempt, out, log)
     attempt("README.md (results page)", lambda: write_results_page(root, frame, tables, log))
+    if html:
+        from benchmarks.report.html import write_html
+
+        page = attempt("index.html", lambda: write_html(root, frame, main, tables, log))
+        if page:
+            rendered.append(page)
+            out(f"wrote {page}")
 
     status = 0 if rendered else 2
     if update_readme_path is not None:

@@ -25,7 +25,6 @@ import matplotlib
 
 matplotlib.use("Agg")  # before pyplot/seaborn load a backend: no display is needed or used
 
-import numpy as np
 import pandas as pd
 import seaborn as sns
 from matplotlib.cm import ScalarMappable
@@ -34,7 +33,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FixedLocator, NullLocator
 
-from benchmarks.aggregate import seen_accuracy_frame
+from benchmarks.aggregate import mean_matrices, seen_accuracy_frame
 from benchmarks.report.builders import FULL_LABEL
 from benchmarks.report.order import STRATEGY_ORDER, benchmark_order, name, strategy_order, variant_order
 from benchmarks.report.selection import Ablation, MemorySeries, NoData, upper_bounds
@@ -113,28 +112,11 @@ def seen_accuracy(runs: pd.DataFrame, out_dir: Path) -> list[Path]:
     return save(fig, out_dir / "seen_accuracy")
 
 
-def mean_matrices(runs: pd.DataFrame, log: Callable = print) -> dict[tuple[str, str], tuple[np.ndarray, int]]:
-    """(benchmark, strategy) -> (mean accuracy matrix over seeds, seeds); runs of another shape are left out."""
-    out = {}
-    for (bench, strategy), group in runs.groupby(["benchmark", "strategy"]):
-        mats = [np.asarray(m, float) for m in group["accuracy_matrix"]]
-        shapes = pd.Series([m.shape for m in mats])
-        shape = shapes.mode().iloc[0]
-        if (shapes != shape).any():
-            log(
-                f"figures/accuracy_matrix: {strategy} on {bench}: left out {int((shapes != shape).sum())} runs"
-                f" whose matrix is not {shape[0]}x{shape[1]}"
-            )
-        kept = [m for m in mats if m.shape == shape]
-        out[bench, strategy] = (np.mean(kept, axis=0), len(kept))
-    return out
-
-
 def accuracy_matrices(runs: pd.DataFrame, out_dir: Path, log: Callable = print) -> list[Path]:
     """(b) One figure per benchmark, one annotated heatmap per strategy: R[i][j] averaged over seeds."""
     if runs.empty:
         raise NoData("no main-role runs")
-    means = mean_matrices(runs, log)
+    means = mean_matrices(runs, lambda message: log(f"figures/accuracy_matrix: {message}"))
     paths = []
     for bench in benchmark_order(runs["benchmark"]):
         strategies = [s for s in strategy_order(runs["strategy"]) if (bench, s) in means]

@@ -10,11 +10,12 @@ method keeps no samples). Accuracies are shown in percent, as papers print them.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 
-from benchmarks.report.selection import NoData
+from benchmarks.report.selection import NoData, load_runs, nested_results
 from benchmarks.report.stats import Stat, code_versions, stat
 from benchmarks.report.tables import Column, Table
 
@@ -138,3 +139,18 @@ def reproduction_table(experiment: str, runs: pd.DataFrame, published: pd.DataFr
     ]
     title = f"Published vs reproduced: {experiment}"
     return Table(f"reproduction-{experiment}", title, columns, rows, notes, pd.DataFrame(numbers))
+
+
+def nested_reproduction_tables(root: Path, log: Callable) -> list[tuple[Path, Table]]:
+    """(folder, table) for each nested results directory's published-vs-reproduced tables
+    (results/der2020); a folder whose tables cannot be built is named in ``log``."""
+    found = []
+    for sub in nested_results(root):
+        frame = load_runs(sub).frame
+        if not (frame["role"] == "reproduction").any():
+            continue
+        try:
+            found += [(sub, table) for table in reproduction_tables(frame)]
+        except (NoData, ValueError) as err:
+            log(f"results page: reproduction runs under {sub}: {err}")
+    return found

@@ -59,14 +59,15 @@ def load_runs(results_dir: str | Path) -> Runs:
                     f"skipped {path}: accuracy matrix has {len(matrix)} rows for {len(matrix[0])} experiences"
                 )
             else:
-                if "role" not in config:  # stored before roles were recorded: see the module's note
-                    config.update(role=None, reference=LEGACY_REFERENCE)
                 records.append(record)
     except OSError as err:
         problems.append(f"could not read all of {root}: {err}")
     if files == 0:
         problems.append(f"no run files (runs/<benchmark>/<strategy>/<hash>/seed<N>.json) under {root}")
     frame = runs_frame(records)
+    # stored before roles were recorded (see the module's note); the config column keeps the file's config
+    legacy = np.array(["role" not in record["config"] for record in records], dtype=bool)
+    frame.loc[legacy, "reference"] = LEGACY_REFERENCE
     frame["experiment"] = frame["experiment"].fillna("adhoc")
     frame["variant"] = frame["variant"].fillna("default")
     undeclared = frame["role"].isna()
