@@ -264,7 +264,8 @@ def test_committed_page_rerenders_and_shows_the_committed_tables(tmp_path):
             check_reproduction(page, f"table-{sub.name}-{csv.stem}", csv)
         if (sub / "tables" / "tuning.csv").exists():
             check_tuning(page, f"table-{sub.name}-tuning", sub / "tables" / "tuning.csv")
-    assert (committed / "index.html").stat().st_size < 3_000_000
+    # one page with every figure embedded: 14 strategies x 3 benchmarks of heatmaps made it 3.3 MB
+    assert (committed / "index.html").stat().st_size < 5_000_000
 
 
 # ----------------------------------------------------------------------------- in a real browser
