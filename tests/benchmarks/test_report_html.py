@@ -109,23 +109,23 @@ def check_main(page: Page, results: Path):
     assert len(rows) == csv["strategy"].nunique()
 
 
-def check_reproduction(page: Page, table_id: str, csv_path: Path):
+def rows_beside_csv(page: Page, table_id: str, csv_path: Path):
+    """(cells by header, CSV record) for each row of the page's table, which must have the CSV's length."""
     csv = pd.read_csv(csv_path)
     table = page.tables[table_id]
     assert len(table["rows"]) == len(csv)
-    for row, r in zip(table["rows"], csv.to_dict("records")):
-        cells = dict(zip(table["headers"], row))
+    return [(dict(zip(table["headers"], row)), r) for row, r in zip(table["rows"], csv.to_dict("records"))]
+
+
+def check_reproduction(page: Page, table_id: str, csv_path: Path):
+    for cells, r in rows_beside_csv(page, table_id, csv_path):
         assert (cells["benchmark"]["text"], cells["method"]["text"]) == (r["benchmark"], r["method"])
         assert_shows(cells["reproduced"], r["reproduced_mean"], r["reproduced_std"], digits=2)
         assert_shows(cells["published"], r["published_mean"], r["published_std"], digits=2)
 
 
 def check_tuning(page: Page, table_id: str, csv_path: Path):
-    csv = pd.read_csv(csv_path)
-    table = page.tables[table_id]
-    assert len(table["rows"]) == len(csv)
-    for row, r in zip(table["rows"], csv.to_dict("records")):
-        cells = dict(zip(table["headers"], row))
+    for cells, r in rows_beside_csv(page, table_id, csv_path):
         assert (cells["strategy"]["text"], cells["variant"]["text"]) == (r["strategy"], r["variant"])
         assert cells["validation accuracy"]["text"] == mean_std(r["valid_accuracy_mean"], r["valid_accuracy_std"])
         assert cells["chosen"]["text"] == ("✔" if r["chosen"] else "")
