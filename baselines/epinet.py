@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from pydantic import BaseModel, ConfigDict, create_model
+from pydantic import BaseModel, ConfigDict, create_model, model_validator
 
 from baselines.registry import register_strategy
-from epinet.config import EpiNetConfig
+from epinet.config import EpiNetConfig, apply_preset
 from epinet.memory_layout import planned_nbytes
 
 CAPACITY_IS_MEMORY = "EpiNet's capacity is the run's memory budget: set `memory`, not strategy_options.capacity"
@@ -22,6 +22,9 @@ CAPACITY_IS_MEMORY = "EpiNet's capacity is the run's memory budget: set `memory`
 class _FrozenOptions(BaseModel):
     # Unknown keys are rejected by the registry, for every strategy alike.
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # A preset fills the options it sets, as in EpiNetConfig itself.
+    _preset = model_validator(mode="before")(apply_preset)
 
 
 # EpiNetConfig's fields (types, defaults, bounds) except capacity, taken from the config itself.
@@ -38,9 +41,14 @@ def config_for(options: BaseModel, memory: int) -> EpiNetConfig:
     return EpiNetConfig(capacity=memory, **options.model_dump())
 
 
+# Classes of every benchmark here (MNIST's ten): the width of a stored response.
+NUM_CLASSES = 10
+
+
 def planned_bytes(options: BaseModel, memory: int, input_shape: Sequence[int] = (1, 28, 28)) -> int:
     """Bytes EpiNet's episodic memory will hold (float32), known before it is allocated."""
-    return planned_nbytes(memory, input_shape, options.latent_dim)
+    responses = NUM_CLASSES if options.response_weight else 0
+    return planned_nbytes(memory, input_shape, options.latent_dim, num_classes=responses)
 
 
 def memory_bytes(strategy) -> int:

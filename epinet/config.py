@@ -6,9 +6,39 @@ run's options before any training) answers without paying torch's import time.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
+
+# The notebook's own settings (and EpiNet v1's defaults): ``preset="notebook"`` starts from
+# these instead of the validated defaults below; options given explicitly still win.
+NOTEBOOK_PRESET: dict[str, Any] = {
+    "latent_dim": 128,
+    "top_k": 5,
+    "alpha": 1e-3,
+    "beta": 0.5,
+    "num_experts": 4,
+    "hidden_dim": 256,
+    "recall": True,
+    "salience": "loss",
+    "class_balanced": False,
+    "reencode_every_experience": True,
+    "reencode_every": 0,
+    "balance_origin": False,
+    "response_weight": 0.0,
+    "reconsolidate": "none",
+    "vote_weight": 0.0,
+    "asymmetric": False,
+    "consolidation_epochs": 0,
+}
+PRESETS: dict[str, dict[str, Any]] = {"default": {}, "notebook": NOTEBOOK_PRESET}
+
+
+def apply_preset(data: Any) -> Any:
+    """Fill the fields a preset sets and ``data`` does not (a before-validator's job)."""
+    if isinstance(data, dict) and data.get("preset", "default") in PRESETS:
+        return {**PRESETS[data.get("preset", "default")], **data}
+    return data  # an unknown preset is reported by the field's own validation
 
 
 class EpiNetConfig(BaseModel):
@@ -18,14 +48,32 @@ class EpiNetConfig(BaseModel):
     for the logical clock, per second for the wall clock); ``alpha = 0``
     turns decay off. beta weighs the replay term; ``beta = 0`` turns replay
     off. ``salience="random"`` draws r0 ~ U(0, 1) instead of using the
-    per-sample loss, which makes admission reservoir-like (an ablation).
+    per-sample loss, which makes admission reservoir-like; ``"uniform"`` sets r0 = 1, so
+    that the decay alone orders episodes (the oldest fade first).
     ``recall=False`` feeds r = 0 to the decoder (an ablation).
     ``reencode_every`` is in training iterations, 0 = off.
     ``replay_batch_size=None`` replays as many memories as the training batch.
+
+    EpiNet v2's mechanisms (each off by default here reproduces v1):
+    ``balance_origin`` balances eviction over the experience of origin (with
+    ``class_balanced``, over (class, experience) strata; salience decides within one).
+    ``response_weight`` (gamma) keeps each episode's logits at storage time and adds
+    ``gamma * MSE(f(x_m), logits_m)`` on replay (stored responses, the idea of DER).
+    ``reconsolidate`` re-stores replayed episodes: ``"tau"`` stamps them now (they stop
+    fading), ``"r0"`` resets their r0 to their current loss, ``"both"`` does both.
+    ``vote_weight`` (lambda) mixes the recalled episodes' labels into the prediction at
+    evaluation: ``p = (1 - lambda) p_decoder + lambda p_recall`` (label-carrying recall).
+    ``asymmetric`` restricts the current batch's cross-entropy to the classes present in
+    it and those never seen (ER-ACE's asymmetric loss). ``consolidation_epochs`` trains on
+    memory alone for that many epochs at the end of each experience.
+
+    ``preset="notebook"`` starts from the notebook's settings (``NOTEBOOK_PRESET``) instead
+    of these defaults; fields given explicitly override either.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    preset: Literal["default", "notebook"] = "default"
     latent_dim: PositiveInt = 128
     capacity: PositiveInt = 500
     top_k: PositiveInt = 5
@@ -34,12 +82,20 @@ class EpiNetConfig(BaseModel):
     num_experts: PositiveInt = 4
     hidden_dim: PositiveInt = 256
     recall: bool = True
-    salience: Literal["loss", "random"] = "loss"
+    salience: Literal["loss", "random", "uniform"] = "loss"
     class_balanced: bool = False
     reencode_every_experience: bool = True
     reencode_every: int = Field(0, ge=0)
     clock: Literal["logical", "wall"] = "logical"
     replay_batch_size: PositiveInt | None = None
+    balance_origin: bool = False
+    response_weight: float = Field(0.0, ge=0, allow_inf_nan=False)
+    reconsolidate: Literal["none", "tau", "r0", "both"] = "none"
+    vote_weight: float = Field(0.0, ge=0, le=1, allow_inf_nan=False)
+    asymmetric: bool = False
+    consolidation_epochs: int = Field(0, ge=0)
+
+    _preset = model_validator(mode="before")(apply_preset)
 
     @model_validator(mode="after")
     def _top_k_fits_in_memory(self) -> EpiNetConfig:

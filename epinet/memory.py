@@ -10,13 +10,14 @@ from torch import Tensor, nn
 
 from epinet.memory_layout import planned_nbytes, slot_fields
 from epinet.salience import TIME_DTYPE, decayed_salience
+from epinet.strata import class_balanced_top, stratum_keys
 
 # Element type of each field kind of ``memory_layout.slot_fields`` (None: torch's default dtype).
 _DTYPES = {"float": None, "time": TIME_DTYPE, "label": torch.long}
 
 
 class EpisodicMemory(nn.Module):
-    """Fixed-capacity store of memories m = (x, z, c, r0, tau, y, t).
+    """Fixed-capacity store of memories m = (x, z, c, r0, tau, y, t, e[, logits]).
 
     Notebook ``EpisodicMemory``, with preallocated buffers and batched
     admission. Every field is a registered buffer, so the memory moves with
@@ -34,12 +35,15 @@ class EpisodicMemory(nn.Module):
         r0:  initial salience (the notebook's r0).
         tau: storage time in clock units (float64, see ``salience.TIME_DTYPE``).
         y:   class label. t: task label.
+        e:   origin, the experience (or time bucket) the memory was stored in.
+        logits: the model's response at storage time (only with ``num_classes > 0``):
+             what was thought of x then, which replay can distil toward.
 
     Admission (notebook ``EpisodicMemory.add``): append while under capacity;
     once full, a newcomer replaces the stored memory of lowest decayed
-    salience iff its r0 is strictly greater. With ``class_balanced=True`` the
-    full-memory rule instead keeps a class-balanced top set (see
-    :meth:`admit`).
+    salience iff its r0 is strictly greater. With ``class_balanced=True`` and/or
+    ``by_origin=True`` the full-memory rule instead keeps a top set balanced over
+    strata (class, origin, or both; see :meth:`admit`).
     """
 
     x: Tensor
@@ -49,6 +53,7 @@ class EpisodicMemory(nn.Module):
     tau: Tensor
     y: Tensor
     t: Tensor
+    e: Tensor
     size: Tensor
 
     def __init__(
@@ -57,6 +62,8 @@ class EpisodicMemory(nn.Module):
         input_shape: Sequence[int],
         latent_dim: int,
         class_balanced: bool = False,
+        by_origin: bool = False,
+        num_classes: int = 0,
     ) -> None:
         super().__init__()
         if capacity <= 0:
@@ -65,7 +72,9 @@ class EpisodicMemory(nn.Module):
         self.input_shape = tuple(input_shape)
         self.latent_dim = latent_dim
         self.class_balanced = class_balanced
-        for name, (shape, kind) in slot_fields(self.input_shape, latent_dim).items():
+        self.by_origin = by_origin
+        self.fields = slot_fields(self.input_shape, latent_dim, num_classes)
+        for name, (shape, kind) in self.fields.items():
             self.register_buffer(name, torch.zeros(capacity, *shape, dtype=_DTYPES[kind]))
         self.register_buffer("size", torch.zeros((), dtype=torch.long))
 
@@ -75,7 +84,7 @@ class EpisodicMemory(nn.Module):
     def extra_repr(self) -> str:
         return (
             f"capacity={self.capacity}, input_shape={self.input_shape}, "
-            f"latent_dim={self.latent_dim}, class_balanced={self.class_balanced}"
+            f"latent_dim={self.latent_dim}, class_balanced={self.class_balanced}, by_origin={self.by_origin}"
         )
 
     @property
@@ -85,12 +94,16 @@ class EpisodicMemory(nn.Module):
 
     @staticmethod
     def planned_nbytes(
-        capacity: int, input_shape: Sequence[int], latent_dim: int, dtype: torch.dtype | None = None
+        capacity: int,
+        input_shape: Sequence[int],
+        latent_dim: int,
+        dtype: torch.dtype | None = None,
+        num_classes: int = 0,
     ) -> int:
-        """The ``nbytes`` of ``EpisodicMemory(capacity, input_shape, latent_dim)`` cast to
-        ``dtype`` (default: torch's default dtype), computed without allocating it."""
+        """The ``nbytes`` of ``EpisodicMemory(capacity, input_shape, latent_dim, num_classes=...)``
+        cast to ``dtype`` (default: torch's default dtype), computed without allocating it."""
         float_bytes = (dtype or torch.get_default_dtype()).itemsize
-        return planned_nbytes(capacity, input_shape, latent_dim, float_bytes)
+        return planned_nbytes(capacity, input_shape, latent_dim, float_bytes, num_classes)
 
     def salience(self, now: Tensor | float, alpha: float) -> Tensor:
         """Decayed salience of the stored memories, shape [size]."""
@@ -107,6 +120,8 @@ class EpisodicMemory(nn.Module):
         t: Tensor | int,
         now: Tensor | float,
         alpha: float,
+        origin: int = 0,
+        logits: Tensor | None = None,
     ) -> None:
         """Offer a batch of B candidate memories; store those that win.
 
@@ -129,7 +144,9 @@ class EpisodicMemory(nn.Module):
         stored ∪ newcomers, each class's top ``capacity // n_classes`` by
         salience (``n_classes`` = classes present in that union), then fills
         the remaining slots with the highest-salience leftovers; newcomers
-        kept overwrite the slots of stored memories not kept.
+        kept overwrite the slots of stored memories not kept. ``by_origin=True``
+        does the same over origins, and both together over (class, origin) strata:
+        storage balanced over time, with salience deciding only within a stratum.
 
         Args:
             x: raw inputs [B, *input_shape].
@@ -137,6 +154,8 @@ class EpisodicMemory(nn.Module):
             r0: initial salience [B].
             y: class labels [B]. t: task labels [B] or one int for all.
             now: current clock reading. alpha: decay rate per clock unit.
+            origin: the experience (or time bucket) the batch comes from.
+            logits: the model's responses [B, num_classes] (required iff the memory keeps them).
         """
         b = x.shape[0]
         self._check_batch(x, z, r0, y, b)
@@ -151,6 +170,11 @@ class EpisodicMemory(nn.Module):
             "t": torch.as_tensor(t, device=device, dtype=torch.long).expand(b),
         }
         new["c"] = F.normalize(new["z"], dim=1)
+        new["e"] = torch.full((b,), origin, device=device, dtype=torch.long)
+        if ("logits" in self.fields) != (logits is not None):
+            raise ValueError("logits must be given exactly when the memory keeps responses (num_classes > 0)")
+        if logits is not None:
+            new["logits"] = logits.detach().to(device, self.logits.dtype)
 
         n = len(self)
         n_append = min(self.capacity - n, b)
@@ -165,9 +189,9 @@ class EpisodicMemory(nn.Module):
         if n_append == b:
             return
 
-        late_r0, late_y = new["r0"][n_append:], new["y"][n_append:]
-        if self.class_balanced:
-            slots, chosen = self._balanced_replacements(late_r0, late_y, now, alpha)
+        late_r0 = new["r0"][n_append:]
+        if self.class_balanced or self.by_origin:
+            slots, chosen = self._balanced_replacements(late_r0, new["y"][n_append:], new["e"][n_append:], now, alpha)
         else:
             slots, chosen = self._salience_replacements(late_r0, now, alpha)
         self._write(slots, chosen + n_append, new, now)
@@ -195,29 +219,44 @@ class EpisodicMemory(nn.Module):
         return old_order[:k], new_order[:k]
 
     def _balanced_replacements(
-        self, new_r0: Tensor, new_y: Tensor, now: Tensor | float, alpha: float
+        self, new_r0: Tensor, new_y: Tensor, new_e: Tensor, now: Tensor | float, alpha: float
     ) -> tuple[Tensor, Tensor]:
-        """(slots to overwrite, newcomer indices) under class-balanced selection."""
+        """(slots to overwrite, newcomer indices) under selection balanced over strata."""
         # Stored first, so that ties in the stable sorts favour stored memories.
         union_salience = torch.cat([self.salience(now, alpha), new_r0])
-        union_labels = torch.cat([self.y, new_y])
-        keep = class_balanced_top(union_salience, union_labels, self.capacity)
+        strata = stratum_keys(
+            torch.cat([self.y, new_y]) if self.class_balanced else None,
+            torch.cat([self.e, new_e]) if self.by_origin else None,
+        )
+        keep = class_balanced_top(union_salience, strata, self.capacity)
         evicted = (~keep[: self.capacity]).nonzero().squeeze(1)
         admitted = keep[self.capacity :].nonzero().squeeze(1)
         return evicted, admitted
 
     def _write(self, slots: Tensor, idx: Tensor, new: dict[str, Tensor], now: Tensor | float) -> None:
-        for name in ("x", "z", "c", "r0", "y", "t"):
+        for name in new:
             getattr(self, name)[slots] = new[name][idx]
         self.tau[slots] = torch.as_tensor(now, dtype=TIME_DTYPE, device=self.tau.device)
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor, Tensor]:
         """Draw min(n, size) memories uniformly without replacement: (x, y, t)."""
+        idx = self.sample_slots(n, generator)
+        return self.x[idx], self.y[idx], self.t[idx]
+
+    def sample_slots(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """Slots of min(n, size) memories drawn uniformly without replacement."""
         size = len(self)
         device = generator.device if generator is not None else self.x.device
-        idx = torch.randperm(size, generator=generator, device=device)[: min(n, size)]
-        idx = idx.to(self.x.device)
-        return self.x[idx], self.y[idx], self.t[idx]
+        return torch.randperm(size, generator=generator, device=device)[: min(n, size)].to(self.x.device)
+
+    @torch.no_grad()
+    def reconsolidate(self, slots: Tensor, now: Tensor | float | None = None, r0: Tensor | None = None) -> None:
+        """Re-store recalled or replayed memories: if given, ``tau <- now`` (they start fading
+        afresh) and ``r0 <- r0`` (their salience refreshed, e.g. with their current loss)."""
+        if now is not None:
+            self.tau[slots] = torch.as_tensor(now, dtype=TIME_DTYPE, device=self.tau.device)
+        if r0 is not None:
+            self.r0[slots] = r0.detach().to(self.r0.dtype)
 
     @torch.no_grad()
     def reencode(self, encoder: nn.Module, batch_size: int = 512) -> None:
@@ -247,27 +286,3 @@ class EpisodicMemory(nn.Module):
         """Forget everything (buffers keep their preallocated size)."""
         for buffer in self.buffers():
             buffer.zero_()
-
-
-def class_balanced_top(salience: Tensor, labels: Tensor, k: int) -> Tensor:
-    """Boolean mask choosing k items: each class's top ``k // n_classes`` by
-    salience, then the highest-salience remaining items. Ties go to lower
-    indices. Requires ``salience.numel() >= k``."""
-    n = salience.numel()
-    _, group = torch.unique(labels, return_inverse=True)
-    n_groups = int(group.max()) + 1
-    quota = k // n_groups
-
-    by_salience = torch.sort(salience, descending=True, stable=True).indices
-    # Stable re-sort by class keeps salience order inside each class.
-    by_class = by_salience[torch.sort(group[by_salience], stable=True).indices]
-    counts = torch.bincount(group, minlength=n_groups)
-    class_start = torch.cumsum(counts, 0) - counts
-    rank_in_class = torch.empty(n, dtype=torch.long, device=salience.device)
-    rank_in_class[by_class] = torch.arange(n, device=salience.device) - class_start[group[by_class]]
-
-    keep = rank_in_class < quota
-    leftover = k - int(keep.sum())
-    remaining = by_salience[~keep[by_salience]]
-    keep[remaining[:leftover]] = True
-    return keep

@@ -23,9 +23,16 @@ LABEL_BYTES = 8
 SIZE_COUNTER_BYTES = 8  # the int64 scalar ``size`` buffer
 
 
-def slot_fields(input_shape: Sequence[int], latent_dim: int) -> dict[str, tuple[tuple[int, ...], FieldKind]]:
-    """Per-slot shape and kind of each stored field, in buffer registration order."""
-    return {
+def slot_fields(
+    input_shape: Sequence[int], latent_dim: int, num_classes: int = 0
+) -> dict[str, tuple[tuple[int, ...], FieldKind]]:
+    """Per-slot shape and kind of each stored field, in buffer registration order.
+
+    ``num_classes > 0`` adds ``logits``, the model's response at storage time (EpiNet v2's
+    stored responses); 0 leaves it out, so a memory that never replays responses does not
+    pay for them.
+    """
+    fields: dict[str, tuple[tuple[int, ...], FieldKind]] = {
         "x": (tuple(input_shape), "float"),
         "z": ((latent_dim,), "float"),
         "c": ((latent_dim,), "float"),
@@ -33,14 +40,21 @@ def slot_fields(input_shape: Sequence[int], latent_dim: int) -> dict[str, tuple[
         "tau": ((), "time"),
         "y": ((), "label"),
         "t": ((), "label"),
+        "e": ((), "label"),
     }
+    if num_classes:
+        fields["logits"] = ((num_classes,), "float")
+    return fields
 
 
-def planned_nbytes(capacity: int, input_shape: Sequence[int], latent_dim: int, float_bytes: int = FLOAT32_BYTES) -> int:
-    """Bytes an ``EpisodicMemory(capacity, input_shape, latent_dim)`` holds (its ``nbytes``).
+def planned_nbytes(
+    capacity: int, input_shape: Sequence[int], latent_dim: int, float_bytes: int = FLOAT32_BYTES, num_classes: int = 0
+) -> int:
+    """Bytes an ``EpisodicMemory(capacity, input_shape, latent_dim, num_classes=...)`` holds (its ``nbytes``).
 
     ``float_bytes`` is the element size of the model's floating dtype (8 after ``.double()``).
     """
     item_bytes = {"float": float_bytes, "time": TIME_BYTES, "label": LABEL_BYTES}
-    per_slot = sum(math.prod(shape) * item_bytes[kind] for shape, kind in slot_fields(input_shape, latent_dim).values())
+    fields = slot_fields(input_shape, latent_dim, num_classes).values()
+    per_slot = sum(math.prod(shape) * item_bytes[kind] for shape, kind in fields)
     return capacity * per_slot + SIZE_COUNTER_BYTES

@@ -43,12 +43,23 @@ class EpiNetModel(nn.Module):
     ) -> None:
         super().__init__()
         self.config = config
+        self.num_classes = num_classes
         backbone, feature_dim = make_backbone(backbone_name, mlp_width)
         self.encoder = nn.Sequential(backbone, nn.Linear(feature_dim, config.latent_dim))
-        self.memory = EpisodicMemory(config.capacity, input_shape, config.latent_dim, config.class_balanced)
+        self.memory = EpisodicMemory(
+            config.capacity,
+            input_shape,
+            config.latent_dim,
+            config.class_balanced,
+            by_origin=config.balance_origin,
+            num_classes=num_classes if config.response_weight else 0,
+        )
         self.recall_engine = RecallEngine(config.top_k)
         self.decoder = MixtureOfExpertsDecoder(config.latent_dim, config.hidden_dim, num_classes, config.num_experts)
         self.clock: Clock = make_clock(config.clock)
+        # Experiences ended so far (the origin stamped on new episodes), and the classes seen.
+        self.register_buffer("experience", torch.zeros((), dtype=torch.long))
+        self.register_buffer("seen_classes", torch.zeros(num_classes, dtype=torch.bool))
 
     @property
     def iterations(self) -> int:
@@ -65,64 +76,89 @@ class EpiNetModel(nn.Module):
         ``mask_logits(logits, task_labels)``, if given, masks the logits of the batch and of
         the replayed memories (task-incremental learning).
         """
-        # What the iteration computes: loss = loss_main + beta * loss_replay.
+        # What the iteration computes: loss = loss_main + beta * loss_replay + gamma * loss_response.
         optimizer.zero_grad()
-        logits, z = self.forward_with_latent(x)
-        if mask_logits is not None:
-            logits = mask_logits(logits, t)
-        loss = self.training_loss(F.cross_entropy(logits, y), len(x), mask_logits)
+        raw_logits, z = self.forward_with_latent(x)
+        logits = raw_logits if mask_logits is None else mask_logits(raw_logits, t)
+        loss = self.training_loss(logits, y, mask_logits)
         loss.backward()
         optimizer.step()
         # What it stores afterwards: the batch in memory, one clock tick, periodic re-encoding.
-        self.store(x, z, logits, y, t, mask_logits)
+        self.store(x, z, raw_logits, y, t, mask_logits)
         return loss.detach()
 
     def forward_with_latent(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """(logits, z): the forward pass, and the batch's latent (detached) that memory stores."""
+        """(logits, z): the decoder's logits, and the batch's latent (detached) that memory stores."""
         z = self.encode(x)
         return self.decoder(z, self.recall(z)), z.detach()
 
     def training_loss(
         self,
-        main_loss: Tensor,
-        batch_size: int,
+        logits: Tensor,
+        y: Tensor,
         mask_logits: MaskLogits | None = None,
         generator: torch.Generator | None = None,
     ) -> Tensor:
-        """The loss to backpropagate: ``main_loss + beta * loss_replay`` (or ``main_loss``
-        alone when there is nothing to replay). ``batch_size`` is the training batch's, the
-        number of memories replayed unless ``config.replay_batch_size`` says otherwise."""
-        replay = self.replay_term(self.config.replay_batch_size or batch_size, mask_logits, generator)
-        return main_loss if replay is None else main_loss + replay
+        """The loss to backpropagate for a batch with (possibly masked) ``logits`` and labels
+        ``y``: ``loss_main`` plus, when there is something to replay, the replay term on
+        ``config.replay_batch_size`` memories (default: as many as the batch)."""
+        replay = self.replay_term(self.config.replay_batch_size or len(y), mask_logits, generator)
+        main = self.current_batch_loss(logits, y)
+        return main if replay is None else main + replay
+
+    def current_batch_loss(self, logits: Tensor, y: Tensor) -> Tensor:
+        """loss_main: cross-entropy on the batch; with ``config.asymmetric``, only over the
+        classes present in it and those never seen (so new classes do not push old ones down)."""
+        if self.config.asymmetric:
+            allowed = ~self.seen_classes
+            allowed[y] = True
+            logits = logits.masked_fill(~allowed, torch.finfo(logits.dtype).min)
+        return F.cross_entropy(logits, y)
 
     def store(
         self,
         x: Tensor,
         z: Tensor,
-        logits: Tensor,
+        raw_logits: Tensor,
         y: Tensor,
         t: Tensor | int,
         mask_logits: MaskLogits | None = None,
     ) -> None:
         """After the optimizer step: offer the batch to memory with its per-sample loss as
-        salience, tick the clock, and re-encode memory every ``config.reencode_every`` ticks.
+        salience (and its unmasked logits as stored responses), tick the clock, and re-encode
+        memory every ``config.reencode_every`` ticks.
 
-        ``logits`` are the batch's training logits; ``mask_logits`` is applied to them again,
-        so it must be idempotent (they may already be masked).
+        ``mask_logits`` is applied to the logits for the salience loss, so it must be
+        idempotent (the harness passes logits that are not masked; others may be).
         """
-        logits = logits.detach()
-        if mask_logits is not None:
-            logits = mask_logits(logits, t)
-        self.memorize(x, z, F.cross_entropy(logits, y, reduction="none"), y, t)
+        raw_logits = raw_logits.detach()
+        logits = raw_logits if mask_logits is None else mask_logits(raw_logits, t)
+        self.memorize(x, z, F.cross_entropy(logits, y, reduction="none"), y, t, raw_logits)
+        self.seen_classes[y] = True
         self.tick()
         every = self.config.reencode_every
         if every and self.iterations % every == 0:
             self.reencode_memory()
 
-    def end_experience(self) -> None:
-        """After training on an experience: refresh stored latents if so configured."""
+    def end_experience(
+        self, optimizer: Optimizer | None = None, batch_size: int = 128, mask_logits: MaskLogits | None = None
+    ) -> None:
+        """After training on an experience: the consolidation pass on memory alone (if
+        configured; it needs the optimizer), then refresh stored latents if so configured."""
+        if self.config.consolidation_epochs and optimizer is not None:
+            self.consolidate(optimizer, batch_size, mask_logits)
         if self.config.reencode_every_experience:
             self.reencode_memory()
+        self.experience += 1
+
+    def consolidate(self, optimizer: Optimizer, batch_size: int, mask_logits: MaskLogits | None = None) -> None:
+        """``config.consolidation_epochs`` epochs over memory, in random order, with the replay
+        loss alone: a pass that rebalances the decoder toward every stored class."""
+        for _ in range(self.config.consolidation_epochs):
+            for slots in self.memory.sample_slots(len(self.memory)).split(batch_size):
+                optimizer.zero_grad()
+                self.memory_loss(slots, mask_logits).backward()
+                optimizer.step()
 
     # ------------------------------------------------------------------ the parts
 
@@ -131,29 +167,54 @@ class EpiNetModel(nn.Module):
         return self.encoder(x)
 
     def recall(self, z: Tensor) -> Tensor:
-        """Recall embedding r for latents z (zeros when recall is ablated)."""
-        if not self.config.recall:
-            return torch.zeros_like(z)
+        """Recall embedding r for latents z (zeros when ``config.recall`` is off)."""
+        return self.recall_with_votes(z, with_votes=False)[0]
+
+    def recall_with_votes(self, z: Tensor, with_votes: bool) -> tuple[Tensor, Tensor | None]:
+        """(r, votes): the recall embedding fed to the decoder (zeros when ``config.recall``
+        is off) and, if asked, the recalled labels' distribution (else None)."""
+        if not self.config.recall and not with_votes:
+            return torch.zeros_like(z), None
         # r is not differentiable in z (top-k indices select stored buffers),
         # so no graph is built for it.
         with torch.no_grad():
-            return self.recall_engine.recall(z, self.memory, self.clock.now(), self.config.alpha)
+            r, votes = self.recall_engine.recall_with_votes(
+                z, self.memory, self.clock.now(), self.config.alpha, self.num_classes if with_votes else 0
+            )
+        return (r if self.config.recall else torch.zeros_like(z)), votes
 
     def forward(self, x: Tensor) -> Tensor:
+        """Decoder logits in training; at evaluation with ``vote_weight`` lambda > 0, the
+        log of ``(1 - lambda) softmax(logits) + lambda votes`` (label-carrying recall)."""
         z = self.encode(x)
-        return self.decoder(z, self.recall(z))
+        vote_weight = 0.0 if self.training else self.config.vote_weight
+        r, votes = self.recall_with_votes(z, with_votes=vote_weight > 0)
+        logits = self.decoder(z, r)
+        if votes is None:
+            return logits
+        p = (1 - vote_weight) * F.softmax(logits, dim=1) + vote_weight * votes
+        return torch.log(p.clamp_min(torch.finfo(p.dtype).tiny))
 
-    def memorize(self, x: Tensor, z: Tensor, per_sample_loss: Tensor, y: Tensor, t: Tensor | int) -> None:
-        """Offer a batch to memory, stamped with the clock's current time.
+    def memorize(
+        self, x: Tensor, z: Tensor, per_sample_loss: Tensor, y: Tensor, t: Tensor | int, logits: Tensor | None = None
+    ) -> None:
+        """Offer a batch to memory, stamped with the clock's current time and the experience.
 
-        r0 is the per-sample loss (a surprise signal), or U(0, 1) from the
-        global torch RNG when ``config.salience == "random"``.
+        r0 is the per-sample loss (a surprise signal), U(0, 1) from the global torch RNG
+        when ``config.salience == "random"``, or 1 when it is ``"uniform"`` (then only age
+        orders episodes: salience is the decay alone). ``logits`` are kept as stored
+        responses when ``config.response_weight > 0``.
         """
         if self.config.salience == "random":
             r0 = torch.rand(x.shape[0]).to(per_sample_loss.device)
+        elif self.config.salience == "uniform":
+            r0 = torch.ones_like(per_sample_loss)
         else:
             r0 = per_sample_loss.detach()
-        self.memory.admit(x, z, r0, y, t, self.clock.now(), self.config.alpha)
+        responses = logits if self.config.response_weight else None
+        self.memory.admit(
+            x, z, r0, y, t, self.clock.now(), self.config.alpha, origin=int(self.experience), logits=responses
+        )
 
     def replay_term(
         self,
@@ -161,21 +222,37 @@ class EpiNetModel(nn.Module):
         mask_logits: MaskLogits | None = None,
         generator: torch.Generator | None = None,
     ) -> Tensor | None:
-        """``beta * loss_replay`` from the notebook's ``loss = loss_main + beta * loss_replay``.
-
-        loss_replay is the cross-entropy on ``batch_size`` memories drawn
-        uniformly without replacement. ``mask_logits(logits, task_labels)``,
-        if given, is applied first (task-incremental masking). Returns None
-        when there is nothing to replay (empty memory or beta = 0), which
-        also saves the extra forward pass.
+        """The replay part of the loss on ``batch_size`` memories drawn uniformly without
+        replacement (see :meth:`memory_loss`). Returns None when there is nothing to replay
+        (empty memory, or beta = gamma = 0), which also saves the extra forward pass.
         """
-        if len(self.memory) == 0 or self.config.beta == 0:
+        if len(self.memory) == 0 or (self.config.beta == 0 and self.config.response_weight == 0):
             return None
-        x, y, t = self.memory.sample(batch_size, generator)
-        logits = self(x)
-        if mask_logits is not None:
-            logits = mask_logits(logits, t)
-        return self.config.beta * F.cross_entropy(logits, y)
+        return self.memory_loss(self.memory.sample_slots(batch_size, generator), mask_logits)
+
+    def memory_loss(self, slots: Tensor, mask_logits: MaskLogits | None = None) -> Tensor:
+        """``beta * loss_replay + gamma * loss_response`` on the memories in ``slots``.
+
+        loss_replay is the notebook's cross-entropy on the stored labels (logits masked by
+        ``mask_logits(logits, task_labels)`` if given); loss_response the mean squared error
+        between the unmasked logits and the stored responses. Replayed memories are
+        reconsolidated as ``config.reconsolidate`` says.
+        """
+        x, y, t = self.memory.x[slots], self.memory.y[slots], self.memory.t[slots]
+        raw_logits = self(x)
+        logits = raw_logits if mask_logits is None else mask_logits(raw_logits, t)
+        per_sample = F.cross_entropy(logits, y, reduction="none")
+        loss = self.config.beta * per_sample.mean()
+        if self.config.response_weight:
+            loss = loss + self.config.response_weight * F.mse_loss(raw_logits, self.memory.logits[slots])
+        mode = self.config.reconsolidate
+        if mode != "none":
+            self.memory.reconsolidate(
+                slots,
+                now=self.clock.now() if mode in ("tau", "both") else None,
+                r0=per_sample if mode in ("r0", "both") else None,
+            )
+        return loss
 
     def tick(self) -> None:
         """Advance the clock by one training iteration."""

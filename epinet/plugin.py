@@ -59,16 +59,20 @@ class EpiNetPlugin(SupervisedPlugin):
 
     def before_backward(self, strategy: Any, *args: Any, **kwargs: Any) -> None:
         model: EpiNetModel = strategy.model
-        strategy.loss = model.training_loss(strategy.loss, len(strategy.mb_x), getattr(strategy, "mask_logits", None))
+        strategy.loss = model.training_loss(strategy.mb_output, strategy.mb_y, getattr(strategy, "mask_logits", None))
 
     def after_training_iteration(self, strategy: Any, *args: Any, **kwargs: Any) -> None:
         model: EpiNetModel = strategy.model
         mask_logits = getattr(strategy, "mask_logits", None)
-        model.store(strategy.mb_x, self._latent, strategy.mb_output, strategy.mb_y, strategy.mb_task_id, mask_logits)
+        # The unmasked logits where the template keeps them (the harness's does): stored
+        # responses must not hold the -inf of a task mask.
+        logits = getattr(strategy, "mb_raw_output", strategy.mb_output)
+        model.store(strategy.mb_x, self._latent, logits, strategy.mb_y, strategy.mb_task_id, mask_logits)
         self._latent = None
 
     def after_training_exp(self, strategy: Any, *args: Any, **kwargs: Any) -> None:
-        strategy.model.end_experience()
+        mask_logits = getattr(strategy, "mask_logits", None)
+        strategy.model.end_experience(strategy.optimizer, strategy.train_mb_size, mask_logits)
 
 
 def epinet_strategy(

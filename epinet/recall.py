@@ -40,15 +40,30 @@ class RecallEngine(nn.Module):
 
     def recall(self, z_query: Tensor, memory: EpisodicMemory, now: Tensor | float, alpha: float) -> Tensor:
         """Recall embedding r_t for each query, shape [B, d]; zeros if memory is empty."""
+        return self.recall_with_votes(z_query, memory, now, alpha, num_classes=0)[0]
+
+    def recall_with_votes(
+        self, z_query: Tensor, memory: EpisodicMemory, now: Tensor | float, alpha: float, num_classes: int
+    ) -> tuple[Tensor, Tensor | None]:
+        """(r_t [B, d], votes [B, num_classes]) from one top-k search.
+
+        votes is EpiNet v2's label-carrying recall: the same weights w_i summed per label,
+        ``votes[b, c] = sum_i w_i [y_i = c]``, a distribution over classes (all zeros where
+        nothing could be recalled). None when ``num_classes == 0``.
+        """
         n = len(memory)
+        votes = None if not num_classes else z_query.new_zeros(z_query.shape[0], num_classes)
         if n == 0:
-            return torch.zeros_like(z_query)
+            return torch.zeros_like(z_query), votes
         salience = memory.salience(now, alpha)  # [n]
         scores = self._cosine_times_salience(z_query, memory.c[:n], salience, reuse_workspace=True)  # [B, n]
         top = torch.topk(scores, k=min(self.top_k, n), dim=1).indices  # [B, k]
         top_salience = salience[top]
         weights = top_salience / top_salience.sum(dim=1, keepdim=True).clamp_min(EPS)
-        return torch.einsum("bk,bkd->bd", weights, memory.z[top].to(weights.dtype)).to(z_query.dtype)
+        r = torch.einsum("bk,bkd->bd", weights, memory.z[top].to(weights.dtype)).to(z_query.dtype)
+        if votes is not None:
+            votes.scatter_add_(1, memory.y[top], weights.to(votes.dtype))
+        return r, votes
 
     def scores(self, z_query: Tensor, memory: EpisodicMemory, now: Tensor | float, alpha: float) -> Tensor:
         """RecallScore for every (query, stored memory) pair, shape [B, size] (a fresh tensor)."""

@@ -48,7 +48,7 @@ def test_config_defaults():
         (dict(alpha=float("nan")), "finite"),
         (dict(reencode_every=-1), "greater than or equal to 0"),
         (dict(replay_batch_size=0), "greater than 0"),
-        (dict(salience="loud"), "'loss' or 'random'"),
+        (dict(salience="loud"), "'loss', 'random' or 'uniform'"),
         (dict(clock="sundial"), "'logical' or 'wall'"),
         (dict(capcity=10), "Extra inputs are not permitted"),
     ],

@@ -200,8 +200,8 @@ def test_stored_keys_are_unit_latents():
 
 def test_nbytes_len_and_clear():
     mem = EpisodicMemory(capacity=10, input_shape=(1,), latent_dim=2)
-    # x 10*4 + z,c 2*10*2*4 + r0 10*4 + tau,y,t 3*10*8 + size 8
-    assert mem.nbytes == 40 + 160 + 40 + 240 + 8
+    # x 10*4 + z,c 2*10*2*4 + r0 10*4 + tau,y,t,e 4*10*8 + size 8
+    assert mem.nbytes == 40 + 160 + 40 + 320 + 8
     offer(mem, [1, 2], [1.0, 1.0])
     assert len(mem) == 2
     mem.clear()
