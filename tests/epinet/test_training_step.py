@@ -55,7 +55,23 @@ def tiny_benchmark():
     return benchmark_from_datasets(train=train, test=train)
 
 
-@pytest.mark.parametrize("overrides", [{}, {"salience": "random", "class_balanced": True, "reencode_every": 2}])
+V2 = dict(
+    response_weight=1.0,
+    asymmetric=True,
+    consolidation_epochs=2,
+    salience="uniform",
+    class_balanced=True,
+    balance_origin=True,
+    reconsolidate="both",
+    vote_weight=0.3,
+)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [{}, {"salience": "random", "class_balanced": True, "reencode_every": 2}, V2],
+    ids=["v1", "v1-cb", "v2"],
+)
 def test_avalanche_plugin_and_observe_train_identically(overrides):
     avalanche_model = small_model(**overrides)
     recorder = ReseedAndRecord()
@@ -81,7 +97,7 @@ def test_avalanche_plugin_and_observe_train_identically(overrides):
             torch.manual_seed(step)
             model.observe(x, y, t, optimizer)
             step += 1
-        model.end_experience()
+        model.end_experience(optimizer, 8)
 
     assert step == 6 and len(model.memory) == 20
     avalanche_state = avalanche_model.state_dict()
