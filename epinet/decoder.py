@@ -19,7 +19,7 @@ class MixtureOfExpertsDecoder(nn.Module):
     The E experts are evaluated together: their first layers form one
     Linear(2d, E*H) and their second layers one batched [E, H, K] weight.
     Initialisation matches E separate ``nn.Linear`` layers. With E = 1 the
-    gate weight is exactly 1 and this is a plain two-layer MLP head.
+    gate weight is exactly 1 and this is a plain two-layer MLP head, computed as one.
     """
 
     def __init__(self, latent_dim: int, hidden_dim: int, num_classes: int, num_experts: int = 4) -> None:
@@ -50,4 +50,9 @@ class MixtureOfExpertsDecoder(nn.Module):
 
     def forward(self, z: Tensor, r: Tensor) -> Tensor:
         """Class logits, shape [B, K]."""
+        if self.num_experts == 1:
+            # g = softmax of one gate logit = 1 exactly, with zero gradient: skip the gate
+            # and the mixing, and compute the one expert as the MLP it is.
+            hidden = F.relu(self.expert_hidden(torch.cat([z, r], dim=1)))
+            return torch.addmm(self.expert_out_bias[0], hidden, self.expert_out_weight[0])
         return torch.einsum("be,bek->bk", self.gate_weights(z, r), self.expert_logits(z, r))
