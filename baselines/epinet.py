@@ -47,8 +47,9 @@ NUM_CLASSES = 10
 
 def planned_bytes(options: BaseModel, memory: int, input_shape: Sequence[int] = (1, 28, 28)) -> int:
     """Bytes EpiNet's episodic memory will hold (float32), known before it is allocated."""
-    responses = NUM_CLASSES if options.response_weight else 0
-    return planned_nbytes(memory, input_shape, options.latent_dim, num_classes=responses)
+    config = config_for(options, memory)
+    responses = NUM_CLASSES if config.response_weight else 0
+    return planned_nbytes(memory, input_shape, config.latent_dim, num_classes=responses, keys=config.recalls)
 
 
 def memory_bytes(strategy) -> int:

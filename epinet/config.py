@@ -97,6 +97,12 @@ class EpiNetConfig(BaseModel):
 
     _preset = model_validator(mode="before")(apply_preset)
 
+    @property
+    def recalls(self) -> bool:
+        """Whether anything reads recall: the decoder's r or the label votes. Memory stores the
+        latents and keys recall searches only if so."""
+        return self.recall or self.vote_weight > 0
+
     @model_validator(mode="after")
     def _top_k_fits_in_memory(self) -> EpiNetConfig:
         if self.top_k > self.capacity:

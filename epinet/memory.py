@@ -28,6 +28,7 @@ class EpisodicMemory(nn.Module):
         x:   raw input [*input_shape]; the replay term and re-encoding need it.
         z:   latent embedding at storage (or last re-encoding) time; the value
              that recall averages.
+             (z and c are kept only with ``store_keys=True``: nothing else reads them.)
         c:   context key. The notebook never defines c; here it is the
              L2-normalised latent, ``z / ||z||``. Unit keys turn recall's
              cosine similarity into a single matmul, and re-encoding
@@ -64,6 +65,7 @@ class EpisodicMemory(nn.Module):
         class_balanced: bool = False,
         by_origin: bool = False,
         num_classes: int = 0,
+        store_keys: bool = True,
     ) -> None:
         super().__init__()
         if capacity <= 0:
@@ -73,7 +75,8 @@ class EpisodicMemory(nn.Module):
         self.latent_dim = latent_dim
         self.class_balanced = class_balanced
         self.by_origin = by_origin
-        self.fields = slot_fields(self.input_shape, latent_dim, num_classes)
+        self.store_keys = store_keys
+        self.fields = slot_fields(self.input_shape, latent_dim, num_classes, store_keys)
         for name, (shape, kind) in self.fields.items():
             self.register_buffer(name, torch.zeros(capacity, *shape, dtype=_DTYPES[kind]))
         self.register_buffer("size", torch.zeros((), dtype=torch.long))
@@ -99,11 +102,12 @@ class EpisodicMemory(nn.Module):
         latent_dim: int,
         dtype: torch.dtype | None = None,
         num_classes: int = 0,
+        store_keys: bool = True,
     ) -> int:
-        """The ``nbytes`` of ``EpisodicMemory(capacity, input_shape, latent_dim, num_classes=...)``
-        cast to ``dtype`` (default: torch's default dtype), computed without allocating it."""
+        """The ``nbytes`` of ``EpisodicMemory(capacity, input_shape, latent_dim, ...)`` with these
+        options, cast to ``dtype`` (default: torch's default dtype), computed without allocating it."""
         float_bytes = (dtype or torch.get_default_dtype()).itemsize
-        return planned_nbytes(capacity, input_shape, latent_dim, float_bytes, num_classes)
+        return planned_nbytes(capacity, input_shape, latent_dim, float_bytes, num_classes, store_keys)
 
     def salience(self, now: Tensor | float, alpha: float) -> Tensor:
         """Decayed salience of the stored memories, shape [size]."""
@@ -164,12 +168,13 @@ class EpisodicMemory(nn.Module):
         device = self.x.device
         new = {
             "x": x.to(device, self.x.dtype),
-            "z": z.detach().to(device, self.z.dtype),
             "r0": r0.detach().to(device, self.r0.dtype),
             "y": y.to(device, torch.long),
             "t": torch.as_tensor(t, device=device, dtype=torch.long).expand(b),
         }
-        new["c"] = F.normalize(new["z"], dim=1)
+        if self.store_keys:
+            new["z"] = z.detach().to(device, self.z.dtype)
+            new["c"] = F.normalize(new["z"], dim=1)
         new["e"] = torch.full((b,), origin, device=device, dtype=torch.long)
         if ("logits" in self.fields) != (logits is not None):
             raise ValueError("logits must be given exactly when the memory keeps responses (num_classes > 0)")
@@ -268,7 +273,7 @@ class EpisodicMemory(nn.Module):
         normalisation statistics nor samples dropout; its modes are restored.
         """
         n = len(self)
-        if n == 0:
+        if n == 0 or not self.store_keys:
             return
         modes = [(m, m.training) for m in encoder.modules()]
         encoder.eval()

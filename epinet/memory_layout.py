@@ -24,18 +24,19 @@ SIZE_COUNTER_BYTES = 8  # the int64 scalar ``size`` buffer
 
 
 def slot_fields(
-    input_shape: Sequence[int], latent_dim: int, num_classes: int = 0
+    input_shape: Sequence[int], latent_dim: int, num_classes: int = 0, keys: bool = True
 ) -> dict[str, tuple[tuple[int, ...], FieldKind]]:
     """Per-slot shape and kind of each stored field, in buffer registration order.
 
     ``num_classes > 0`` adds ``logits``, the model's response at storage time (EpiNet v2's
     stored responses); 0 leaves it out, so a memory that never replays responses does not
-    pay for them.
+    pay for them. ``keys=False`` leaves out the latent z and its key c, which only recall
+    reads: a configuration that never recalls does not store them.
     """
-    fields: dict[str, tuple[tuple[int, ...], FieldKind]] = {
-        "x": (tuple(input_shape), "float"),
-        "z": ((latent_dim,), "float"),
-        "c": ((latent_dim,), "float"),
+    fields: dict[str, tuple[tuple[int, ...], FieldKind]] = {"x": (tuple(input_shape), "float")}
+    if keys:
+        fields.update(z=((latent_dim,), "float"), c=((latent_dim,), "float"))
+    fields |= {
         "r0": ((), "float"),
         "tau": ((), "time"),
         "y": ((), "label"),
@@ -48,13 +49,19 @@ def slot_fields(
 
 
 def planned_nbytes(
-    capacity: int, input_shape: Sequence[int], latent_dim: int, float_bytes: int = FLOAT32_BYTES, num_classes: int = 0
+    capacity: int,
+    input_shape: Sequence[int],
+    latent_dim: int,
+    float_bytes: int = FLOAT32_BYTES,
+    num_classes: int = 0,
+    keys: bool = True,
 ) -> int:
-    """Bytes an ``EpisodicMemory(capacity, input_shape, latent_dim, num_classes=...)`` holds (its ``nbytes``).
+    """Bytes an ``EpisodicMemory(capacity, input_shape, latent_dim, num_classes=..., store_keys=keys)``
+    holds (its ``nbytes``).
 
     ``float_bytes`` is the element size of the model's floating dtype (8 after ``.double()``).
     """
     item_bytes = {"float": float_bytes, "time": TIME_BYTES, "label": LABEL_BYTES}
-    fields = slot_fields(input_shape, latent_dim, num_classes).values()
+    fields = slot_fields(input_shape, latent_dim, num_classes, keys).values()
     per_slot = sum(math.prod(shape) * item_bytes[kind] for shape, kind in fields)
     return capacity * per_slot + SIZE_COUNTER_BYTES

@@ -53,6 +53,7 @@ class EpiNetModel(nn.Module):
             config.class_balanced,
             by_origin=config.balance_origin,
             num_classes=num_classes if config.response_weight else 0,
+            store_keys=config.recalls,
         )
         self.recall_engine = RecallEngine(config.top_k)
         self.decoder = MixtureOfExpertsDecoder(config.latent_dim, config.hidden_dim, num_classes, config.num_experts)

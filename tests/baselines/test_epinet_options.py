@@ -53,7 +53,16 @@ def test_validating_options_imports_no_torch():
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-@pytest.mark.parametrize("options, memory", [({}, 500), ({"latent_dim": 16, "class_balanced": True}, 40)])
+@pytest.mark.parametrize(
+    "options, memory",
+    [
+        ({}, 500),
+        ({"latent_dim": 16, "class_balanced": True}, 40),
+        ({"preset": "notebook"}, 30),
+        ({"response_weight": 1.0, "recall": False, "vote_weight": 0.0}, 30),
+        ({"response_weight": 1.0, "recall": False, "vote_weight": 0.5}, 30),
+    ],
+)
 def test_planned_bytes_equals_the_built_models_memory(options, memory):
     from epinet.model import EpiNetModel
 

@@ -174,3 +174,18 @@ def test_notebook_preset_restores_the_notebook_settings_and_explicit_options_win
     assert EpiNetConfig(preset="notebook", beta=2.0).beta == 2.0
     with pytest.raises(ValueError, match="'default' or 'notebook'"):
         EpiNetConfig(preset="v3")
+
+
+def test_latents_and_keys_are_stored_only_when_something_recalls():
+    assert not small_model(recall=False).memory.store_keys
+    assert small_model(recall=False, vote_weight=0.2).memory.store_keys
+    model = small_model(recall=False, reencode_every_experience=True)
+    assert "z" not in model.memory.fields and "c" not in model.memory.fields
+    x, y = batch()
+    logits, z = model.forward_with_latent(x)
+    model.store(x, z, logits, y, 0)
+    model.end_experience()  # re-encoding has nothing to refresh
+    assert len(model.memory) == 6
+    keyless = EpisodicMemory(5, (1, 28, 28), 8, store_keys=False)
+    assert keyless.nbytes == EpisodicMemory(5, (1, 28, 28), 8).nbytes - 5 * 2 * 8 * 4  # z and c, float32
+    assert keyless.nbytes == EpisodicMemory.planned_nbytes(5, (1, 28, 28), 8, store_keys=False)
