@@ -52,7 +52,8 @@ def filled_model(bench, capacity: int | None = None):
     n = model.config.capacity
     idx = torch.randint(len(y), (n,))
     with torch.no_grad():
-        model.memorize(x[idx], model.encode(x[idx]), torch.rand(n), y[idx], t[idx])
+        logits, z = model.forward_with_latent(x[idx])
+        model.memorize(x[idx], z, torch.rand(n), y[idx], t[idx], logits)
     return model
 
 

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from benchmarks.report.builders import ablation_tables, main_table, memory_tables, tuning_table
+from benchmarks.report.equal_bytes import equal_bytes_table
 from benchmarks.report.pages import update_readme, write_results_page
 from benchmarks.report.reproduction import reproduction_tables
 from benchmarks.report.selection import (
@@ -85,6 +86,7 @@ def report(
         ("tables/main", lambda: ([main_table(main)], [])),
         ("tables/ablation", lambda: ablation_tables(frame)),
         ("tables/memory", lambda: (memory_tables(frame), [])),
+        ("tables/equal-bytes", lambda: ([equal_bytes_table(frame)], [])),
         ("tables/tuning", lambda: ([tuning_table(frame)], [])),
         ("tables/reproduction", lambda: (reproduction_tables(frame), [])),
     ]

@@ -18,7 +18,7 @@ def test_epinet_learns_two_real_mnist_experiences_and_round_trips(real_mnist):
     spec = get_strategy("epinet")
     accuracy = AccuracyPlugin()
     setup = StrategySetup(memory=200, batch_size=64, class_masks=bench.class_masks, plugins=[accuracy])
-    strategy = spec.build(setup, spec.validate_options({"class_balanced": True, "beta": 1.0}, setup.memory))
+    strategy = spec.build(setup, spec.validate_options({}, setup.memory))
     for experience in bench.train_stream:
         strategy.train(experience)
     final = evaluate(strategy, bench.test_stream, accuracy)

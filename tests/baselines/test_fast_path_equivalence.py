@@ -56,7 +56,7 @@ def run_both(data_root, loader_paths, **fields):
         ("ewc-online", {"e_lambda": 90.0}),
         ("lwf", {}),
         ("epinet", {}),
-        ("epinet", {"class_balanced": True, "reencode_every": 3}),
+        ("epinet", {"preset": "notebook", "class_balanced": True, "reencode_every": 3}),
         ("gem", {}),
         ("agem", {}),
     ],

@@ -7,7 +7,8 @@ import torch.nn.functional as F
 
 from epinet import EpiNetConfig, EpiNetModel
 
-SMALL = dict(latent_dim=8, capacity=20, top_k=3, hidden_dim=16, num_experts=2)
+# The notebook's settings (v1): these tests check its formulas (v2's are in test_epinet_v2.py).
+SMALL = dict(preset="notebook", latent_dim=8, capacity=20, top_k=3, hidden_dim=16, num_experts=2)
 
 
 def small_model(**overrides):
@@ -23,7 +24,7 @@ def fill(model, n=12, loss=None):
     return x, y
 
 
-def test_config_defaults():
+def test_config_defaults_are_v2_and_the_notebook_preset_is_v1():
     c = EpiNetConfig()
     assert (c.latent_dim, c.capacity, c.top_k, c.alpha, c.beta, c.num_experts, c.hidden_dim) == (
         128,
@@ -31,11 +32,16 @@ def test_config_defaults():
         5,
         1e-3,
         0.5,
-        4,
+        1,
         256,
     )
-    assert c.recall and c.salience == "loss" and not c.class_balanced and c.reencode_every_experience
+    assert not c.recall and c.salience == "uniform" and c.class_balanced and c.balance_origin
+    assert c.response_weight == 1.0 and c.asymmetric and c.consolidation_epochs == 3 and c.vote_weight == 0
     assert c.reencode_every == 0 and c.clock == "logical" and c.replay_batch_size is None
+    n = EpiNetConfig(preset="notebook")
+    assert (n.num_experts, n.beta, n.alpha) == (4, 0.5, 1e-3)
+    assert n.recall and n.salience == "loss" and not n.class_balanced and n.reencode_every_experience
+    assert not (n.balance_origin or n.asymmetric or n.response_weight or n.consolidation_epochs or n.vote_weight)
 
 
 @pytest.mark.parametrize(

@@ -74,6 +74,7 @@ def trained():
     """One small two-experience run shared by the tests below (Avalanche runs are slow)."""
     torch.manual_seed(0)
     config = EpiNetConfig(
+        preset="notebook",  # v1: recall and re-encoding on, which the spies below watch
         latent_dim=8,
         capacity=20,
         top_k=3,

@@ -39,7 +39,7 @@ def test_stored_responses_are_the_unmasked_logits_and_replay_distils_toward_them
 
 
 def test_memory_keeps_responses_only_when_asked_and_insists_on_them():
-    assert "logits" not in small_model().memory.fields
+    assert "logits" not in small_model(response_weight=0.0).memory.fields
     model = small_model(response_weight=1.0)
     x, y = batch()
     with pytest.raises(ValueError, match="logits must be given exactly when"):

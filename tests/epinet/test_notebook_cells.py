@@ -8,7 +8,7 @@ from epinet import EpiNetConfig, EpiNetModel, EpisodicMemory, MixtureOfExpertsDe
 
 
 def test_encoder_maps_dummy_image_to_latent_128():
-    model = EpiNetModel(EpiNetConfig(latent_dim=128), "cnn", num_classes=10)
+    model = EpiNetModel(EpiNetConfig(preset="notebook", latent_dim=128), "cnn", num_classes=10)
     assert model.encode(torch.randn(1, 1, 28, 28)).shape == (1, 128)
 
 

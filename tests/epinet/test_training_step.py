@@ -19,7 +19,10 @@ from epinet.plugin import epinet_strategy  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore:No loggers specified")
 
-SMALL = dict(latent_dim=8, capacity=20, top_k=3, hidden_dim=16, num_experts=2, beta=0.5, replay_batch_size=5)
+# The notebook's settings (v1), small; the v2 case below switches v2's mechanisms on.
+SMALL = dict(
+    preset="notebook", latent_dim=8, capacity=20, top_k=3, hidden_dim=16, num_experts=2, beta=0.5, replay_batch_size=5
+)
 
 
 def small_model(**overrides):
