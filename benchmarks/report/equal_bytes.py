@@ -52,7 +52,7 @@ def equal_bytes_table(frame: pd.DataFrame) -> Table:
                     human_bytes(float(group["memory_bytes"].mean())),
                     acc,
                     Stat(delta, signed=True, mark=stars(p)),
-                    p,
+                    f"{p:.2g}" if math.isfinite(p) else "—",
                 ]
             )
             numbers.append(

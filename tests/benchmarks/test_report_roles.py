@@ -79,7 +79,12 @@ def test_committed_sweeps_declare_their_roles():
         }
         for name in ("paper", "quick", "tune")
     }
-    assert roles["paper"] == {("main", "main", "replay"), ("ablation", "ablation", None), ("memory", "memory", None)}
+    assert roles["paper"] == {
+        ("main", "main", "replay"),
+        ("ablation", "ablation", None),
+        ("memory", "memory", None),
+        ("equal-bytes", "memory", None),
+    }
     assert roles["quick"] == {("main", "main", "replay")}
     assert {role for _, role, _ in roles["tune"]} == {"tuning"}
 
