@@ -3,9 +3,10 @@
 (a) memory by class and (b) by experience of origin, stacked areas; (c) decayed salience in
 memory, median with 25-75 % and 5-95 % bands; (d) the loss: loss_main and the replay term, with
 the replay term's share of the total; (e) what recall feeds the decoder on the training batch:
-the recall weight on the batch's own class and cos(r, z); (f) at each experience end, accuracy
-on the experience just trained after its last epoch, before and after re-encoding, with the
-cosine between r before and after re-encoding for the same validation inputs.
+the norms of z and of r (the decoder's input is [z; r]) and the recall weight on the batch's
+own class; (f) at each experience end, accuracy on the experience just trained after its last
+epoch, before and after re-encoding, with the cosine between r before and after re-encoding for
+the same validation inputs.
 
 Experiences are numbered from 1 here (the tables' ``experience`` columns count from 0). Dashed
 verticals mark experience ends.
@@ -14,6 +15,7 @@ verticals mark experience ends.
 from __future__ import annotations
 
 import io
+import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -47,7 +49,9 @@ def _stacked(ax: Axes, composition: pd.DataFrame, by: str, label: str, capacity:
     ax.stackplot(counts.index, counts.to_numpy().T, labels=names, colors=colours, linewidth=0)
     title = "memory by experience of origin" if by == "origin" else "memory by class"
     ax.set(ylim=(0, capacity), ylabel="items in memory", title=title)
-    ax.legend(fontsize=6, ncol=2, loc="lower left", framealpha=0.8)
+    # Outside the axes, last group on top as in the stack: the areas fill the whole panel.
+    handles, labels = ax.get_legend_handles_labels()
+    ax.legend(handles[::-1], labels[::-1], fontsize=6, loc="upper left", bbox_to_anchor=(1, 1), frameon=False)
 
 
 def _salience(ax: Axes, records: pd.DataFrame) -> None:
@@ -72,17 +76,27 @@ def _losses(ax: Axes, records: pd.DataFrame) -> None:
     share = ax.twinx()
     share.plot(x, records["replay_share"], color="black", linewidth=0.8, linestyle="--", label="replay share")
     share.set(ylim=(0, 1), ylabel="replay share of the loss")
-    lines = ax.get_legend_handles_labels()
-    more = share.get_legend_handles_labels()
-    ax.legend(lines[0] + more[0], lines[1] + more[1], fontsize=7, loc="upper right")
+    _legend(ax, share)
 
 
 def _recall(ax: Axes, records: pd.DataFrame) -> None:
     x = records["iteration"]
-    ax.plot(x, records["batch_recall_agreement"], label="recall weight on own class", linewidth=1)
-    ax.plot(x, records["batch_r_z_cos"], label="cos(r, z)", linewidth=1)
-    ax.set(ylim=(-0.05, 1.05), title="recall on the training batch")
-    ax.legend(fontsize=7, loc="lower right")
+    recalled = records["batch_r_norm"] > 0  # r is 0 with recall off (and on an empty memory): no log
+    ax.plot(x[recalled], records["batch_r_norm"][recalled], label="mean ||r||" if recalled.any() else "r = 0")
+    ax.plot(x, records["batch_z_norm"], label="mean ||z||")
+    ax.set(yscale="log", ylabel="norm (log)", title="the decoder's input [z; r] on the training batch")
+    agreement = ax.twinx()
+    agreement.plot(x, records["batch_recall_agreement"], color="black", linewidth=0.8, linestyle="--",
+                   label="recall weight on own class")  # fmt: skip
+    agreement.set(ylim=(0, 1), ylabel="recall weight on the batch's own class")
+    _legend(ax, agreement)
+
+
+def _legend(ax: Axes, twin: Axes) -> None:
+    """One legend for the lines of an axis and of its twin."""
+    lines, labels = ax.get_legend_handles_labels()
+    more_lines, more_labels = twin.get_legend_handles_labels()
+    ax.legend(lines + more_lines, labels + more_labels, fontsize=7, loc="upper right")
 
 
 def _reencoding(ax: Axes, ends: pd.DataFrame) -> None:
@@ -97,13 +111,14 @@ def _reencoding(ax: Axes, ends: pd.DataFrame) -> None:
         cos = own[own["stage"] == "after_reencode"].set_index("experience")["r_shift_cos"]
         ax.plot(positions, cos.reindex(accuracy.index), "k^", label="cos(r before, r after)")
     ax.set_xticks(positions, [str(e + 1) for e in accuracy.index])
-    ax.set(ylim=(0, 1.05), xlabel="experience ended", title="just-trained experience (validation)")
-    ax.legend(fontsize=6, loc="lower left", framealpha=0.8)
+    ax.set(ylim=(0, 1.3), yticks=np.linspace(0, 1, 6), xlabel="experience ended")
+    ax.set(ylabel="accuracy", title="just-trained experience, at its end")
+    ax.legend(fontsize=6, loc="upper center", ncol=2, frameon=False)
 
 
 def overview(d: Diagnosis, path: Path) -> Path:
     """Draw the six panels of ``d`` and save them as a PNG at ``path``."""
-    fig = Figure(figsize=(15, 8), layout="constrained")
+    fig = Figure(figsize=(14, 7.5), layout="constrained")
     axes = fig.subplots(2, 3)
     capacity = d.config.memory
     _stacked(axes[0, 0], d.composition, "class", "class", capacity)
@@ -116,12 +131,13 @@ def overview(d: Diagnosis, path: Path) -> Path:
         _experience_ends(ax, d.ends)
         ax.set_xlabel("training iteration")
     options = ", ".join(f"{k}={v}" for k, v in d.config.strategy_options.items())
-    fig.suptitle(f"EpiNet on {d.config.benchmark}, seed {d.config.seed} (validation): {options}", fontsize=11)
+    title = f"EpiNet on {d.config.benchmark}, seed {d.config.seed}, validation split; options: {options}"
+    fig.suptitle("\n".join(textwrap.wrap(title, 150)), fontsize=10)
     save_small_png(fig, path)
     return path
 
 
-def save_small_png(fig: Figure, path: Path, colours: int = 96) -> None:
+def save_small_png(fig: Figure, path: Path, colours: int = 64) -> None:
     """Save as a palette PNG: a few dozen kB instead of ~150 kB of RGBA, for figures that are
     committed; ``colours`` palette entries keep the antialiased lines smooth."""
     buffer = io.BytesIO()

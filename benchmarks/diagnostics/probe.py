@@ -37,6 +37,15 @@ from epinet.model import EpiNetModel
 # Quantiles of salience (and of age) kept per record: the bands of the salience figure.
 QUANTILES = {"min": 0.0, "q05": 0.05, "q25": 0.25, "q50": 0.5, "q75": 0.75, "q95": 0.95, "max": 1.0}
 STAGES = ("trained", "before_reencode", "after_reencode", "ended")
+# Named here so that a run without re-encoding still writes the table's header.
+REENCODING_COLUMNS = (
+    "experience",
+    "iteration",
+    "memory_size",
+    "stored_z_cos",
+    "stored_z_norm_before",
+    "stored_z_norm_after",
+)
 
 Probe = tuple[Tensor, Tensor, Tensor]  # validation (x, y, t) of one experience
 
@@ -57,12 +66,19 @@ def recall_view(model: EpiNetModel, x: Tensor, y: Tensor) -> dict[str, Tensor]:
     return {"z": z, "r": r, "agreement": votes.gather(1, y[:, None]).squeeze(1)}
 
 
+def _mean_cosine(a: Tensor, b: Tensor) -> float:
+    """Mean cosine over the rows where both vectors are nonzero; NaN where there are none (r is
+    all zeros with ``recall`` off, and a cosine with a zero vector means nothing)."""
+    nonzero = (a.norm(dim=1) > 0) & (b.norm(dim=1) > 0)
+    return float(F.cosine_similarity(a[nonzero], b[nonzero], dim=1).mean()) if nonzero.any() else float("nan")
+
+
 def _recall_summary(view: dict[str, Tensor], prefix: str = "") -> dict[str, float]:
     z, r = view["z"], view["r"]
     return {
         f"{prefix}r_norm": float(r.norm(dim=1).mean()),
         f"{prefix}z_norm": float(z.norm(dim=1).mean()),
-        f"{prefix}r_z_cos": float(F.cosine_similarity(r, z, dim=1).mean()),
+        f"{prefix}r_z_cos": _mean_cosine(r, z),
         f"{prefix}recall_agreement": float(view["agreement"].mean()),
     }
 
@@ -212,18 +228,17 @@ class DiagnosticsPlugin(SupervisedPlugin):
         self._before.clear()
 
     def _note_reencoding(self, stale: Tensor, fresh: Tensor) -> None:
-        self.reencodings.append(
-            {
-                "experience": self._strategy.experience.current_experience,
-                "iteration": self._model.iterations,
-                "memory_size": len(stale),
-                "stored_z_cos": float(F.cosine_similarity(stale, fresh, dim=1).mean()),
-                # Means of norms, not a mean of ratios: latents stored by the untrained encoder
-                # of the first iterations have tiny norms and would dominate a mean of ratios.
-                "stored_z_norm_before": float(stale.norm(dim=1).mean()),
-                "stored_z_norm_after": float(fresh.norm(dim=1).mean()),
-            }
+        values = (
+            self._strategy.experience.current_experience,
+            self._model.iterations,
+            len(stale),
+            _mean_cosine(stale, fresh),
+            # Means of norms, not a mean of ratios: latents stored by the untrained encoder
+            # of the first iterations have tiny norms and would dominate a mean of ratios.
+            float(stale.norm(dim=1).mean()),
+            float(fresh.norm(dim=1).mean()),
         )
+        self.reencodings.append(dict(zip(REENCODING_COLUMNS, values, strict=True)))
 
     @torch.no_grad()
     def _measure(self, stage: str) -> None:
@@ -244,9 +259,9 @@ class DiagnosticsPlugin(SupervisedPlugin):
                     self._before[i] = (view["r"], prediction)
                 if stage == "after_reencode" and i in self._before:
                     r_before, prediction_before = self._before[i]
-                    shift = (view["r"] - r_before).norm(dim=1) / r_before.norm(dim=1).clamp_min(1e-12)
-                    row["r_shift_cos"] = float(F.cosine_similarity(view["r"], r_before, dim=1).mean())
-                    row["r_shift_rel"] = float(shift.mean())
+                    moved, before_norm = (view["r"] - r_before).norm(dim=1), r_before.norm(dim=1)
+                    row["r_shift_cos"] = _mean_cosine(view["r"], r_before)
+                    row["r_shift_rel"] = float((moved[before_norm > 0] / before_norm[before_norm > 0]).mean())
                     row["prediction_flips"] = float((prediction != prediction_before).float().mean())
                 self.ends.append(row)
         finally:

@@ -26,7 +26,7 @@ import pandas as pd
 
 from benchmarks.config import RunConfig
 from benchmarks.data import MNIST
-from benchmarks.diagnostics.probe import STAGES, DiagnosticsPlugin
+from benchmarks.diagnostics.probe import REENCODING_COLUMNS, STAGES, DiagnosticsPlugin
 from benchmarks.provenance import code_version
 from benchmarks.runner import run
 from benchmarks.streams import Benchmark
@@ -79,7 +79,8 @@ def diagnose(
 
     record = run(config, data=data, progress=progress, extra_plugins=diagnostics_plugin)
     plugin = plugins[0]
-    tables = {name: pd.DataFrame(getattr(plugin, name)) for name in TABLES}
+    columns = {"reencodings": list(REENCODING_COLUMNS)}  # the table that can be empty keeps its header
+    tables = {name: pd.DataFrame(getattr(plugin, name), columns=columns.get(name)) for name in TABLES}
     return Diagnosis(config, record, **tables, every=every, probe_size=probe_size)
 
 
@@ -115,7 +116,7 @@ def summarise(d: Diagnosis) -> dict[str, Any]:
         "every": d.every,
         "probe_size": d.probe_size,
         "code_version": code_version(),
-        "accuracy_matrix": d.record["accuracy_matrix"],
+        "accuracy_matrix": [[round(a, 4) for a in row] for row in d.record["accuracy_matrix"]],
         "final_accuracy": d.record["metrics"]["final_accuracy"],
         "experience_ends": table.reset_index().round(4).to_dict("records"),
         "replay_share_by_experience": d.records.groupby("experience")["replay_share"].mean().round(4).to_dict(),
@@ -144,7 +145,7 @@ def write(d: Diagnosis, out_dir: Path, figures: bool = True) -> Path:
     out = Path(out_dir) / run_name(d.config)
     out.mkdir(parents=True, exist_ok=True)
     for name, table in d.tables().items():
-        table.to_csv(out / f"{name}.csv", index=False, float_format="%.5g")  # 5 digits: small files
+        table.to_csv(out / f"{name}.csv", index=False, float_format="%.4g")  # 4 digits: small files
     (out / "summary.json").write_text(json.dumps(summarise(d), indent=1, default=str) + "\n")
     if figures:
         from benchmarks.diagnostics.figures import overview
