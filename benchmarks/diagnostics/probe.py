@@ -4,10 +4,11 @@
 adds its plugins after the strategy's own), so in each callback it sees the step EpiNet has just
 taken. It records
 
-* every ``every`` training iterations, after the batch was offered to memory: the memory's
-  composition by class and by experience of origin, quantiles of the decayed salience and of
-  the age of what it holds, the loss split into ``loss_main`` and the replay term, and what
-  recall feeds the decoder for the training batch (norms, cosine to the query, label agreement);
+* every ``every`` training iterations and at the last iteration of each experience, after the
+  batch was offered to memory: the memory's composition by class and by experience of origin,
+  quantiles of the decayed salience and of the age of what it holds, the loss split into
+  ``loss_main`` and the replay term, and what recall feeds the decoder for the training batch
+  (norms, cosine to the query, label agreement);
 * at the end of each experience, on validation probes of every experience seen so far: accuracy
   and the recall statistics at each stage of ``end_experience`` (``trained``: after the last
   epoch; ``before_reencode`` / ``after_reencode``: around the re-encoding of stored latents;
@@ -83,6 +84,17 @@ def _recall_summary(view: dict[str, Tensor], prefix: str = "") -> dict[str, floa
     }
 
 
+def _last_iteration_of_experience(strategy) -> bool:
+    """Whether the iteration under way is the experience's last (read before Avalanche's clock,
+    the last plugin, counts it): recorded whatever ``every`` says, so that each experience ends
+    with a record, the final one included."""
+    clock = strategy.clock
+    return (
+        clock.train_exp_epochs == strategy.train_epochs - 1
+        and clock.train_epoch_iterations == len(strategy.dataloader) - 1
+    )
+
+
 class DiagnosticsPlugin(SupervisedPlugin):
     """Records EpiNet's internals into lists of dicts (one per row of the tables written by
     ``benchmarks.diagnostics.run``): ``records``, ``composition``, ``ends``, ``reencodings``.
@@ -153,7 +165,7 @@ class DiagnosticsPlugin(SupervisedPlugin):
     def before_backward(self, strategy, **kwargs):
         # EpiNetPlugin has just set strategy.loss = loss_main + replay term, weights untouched.
         model = self._model
-        if (model.iterations + 1) % self.every:
+        if (model.iterations + 1) % self.every and not _last_iteration_of_experience(strategy):
             return
         total = float(strategy.loss)
         main = float(model.current_batch_loss(strategy.mb_output, strategy.mb_y))

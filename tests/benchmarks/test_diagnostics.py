@@ -67,6 +67,15 @@ def test_composition_and_reencoding_records(synthetic_mnist, benchmark, options)
         assert row.accuracy == pytest.approx(d.record["accuracy_matrix"][row.experience][row.probe_experience])
 
 
+def test_each_experience_ends_with_a_record(synthetic_mnist):
+    # every is longer than the whole run: only the experiences' last iterations are recorded,
+    # so the final composition is the memory at the end of training.
+    d = diagnose(config(class_balanced=True), every=10_000, probe_size=10, data=synthetic_mnist)
+    last_iterations = d.ends.groupby("experience")["iteration"].first()
+    assert list(d.records["iteration"]) == list(last_iterations)
+    assert list(d.records["experience"]) == list(range(5))
+
+
 def test_diagnosed_run_trains_like_a_plain_run(synthetic_mnist):
     options = {"class_balanced": True, "response_weight": 1.0, "consolidation_epochs": 1}
     diagnosed = diagnose(config(**options), every=2, probe_size=1000, data=synthetic_mnist)
