@@ -1,4 +1,4 @@
-"""``epinet-bench``: run | sweep | report | perf | determinism | data.
+"""``epinet-bench``: run | sweep | report | perf | determinism | diagnose | data.
 
 Bad input is answered before anything heavy is imported: torch and Avalanche load only once a
 command has validated its configuration, its data files and its memory budget.
@@ -177,6 +177,40 @@ def cmd_determinism(args) -> int:
     return 0
 
 
+# What diagnose sets itself: it runs EpiNet, and evaluates on the validation split only.
+DIAGNOSE_FIXED = {"strategy": "epinet", "eval_split": "valid"}
+
+
+def cmd_diagnose(args) -> int:
+    from benchmarks.config import make_run_config
+    from benchmarks.data import check_root, read_arrays
+    from benchmarks.resources import check_memory_fits
+    from benchmarks.store import ensure_writable
+
+    if args.every < 1 or args.probe_size < 1:
+        raise ValueError(f"--every and --probe-size must be at least 1 (got {args.every} and {args.probe_size})")
+    config = make_run_config("arguments", **run_fields(args), **DIAGNOSE_FIXED)
+    threads = _threads(args.threads)
+    root = check_root(config.data_root)
+    arrays = read_arrays(root)
+    check_memory_fits([config])
+    ensure_writable(args.out)
+
+    import torch
+
+    from benchmarks.data import tensors_from
+    from benchmarks.diagnostics.run import describe, diagnose, summarise, write
+
+    torch.set_num_threads(threads)
+    diagnosis = diagnose(
+        config, every=args.every, probe_size=args.probe_size, data=tensors_from(arrays, root), progress=not args.quiet
+    )
+    out = write(diagnosis, args.out)
+    print(describe(summarise(diagnosis)))
+    print(f"wrote {out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
         prog="epinet-bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -253,6 +287,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--update-readme", type=Path, metavar="README", help="also fill this file's determinism-table block")
     p.set_defaults(fn=cmd_determinism)
+
+    p = sub.add_parser(
+        "diagnose",
+        help="run EpiNet on the validation split and record its memory, salience, losses and recall;"
+        " write tables and a figure",
+    )
+    common(p, results=False, data_root=False)  # --data-root comes from RunConfig
+    add_run_flags(p, fixed=DIAGNOSE_FIXED)
+    p.add_argument("--every", type=int, default=5, help="record every N training iterations (default 5)")
+    p.add_argument(
+        "--probe-size",
+        type=int,
+        default=2000,
+        help="validation samples per experience measured at each experience end (default 2000)",
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=DEFAULT_RESULTS / "diagnostics",
+        help="where the run's folder of tables and figure goes (default: results/diagnostics)",
+    )
+    threads(p, "of the run")
+    p.set_defaults(fn=cmd_diagnose)
 
     p = sub.add_parser("report", help="tables (Markdown, LaTeX, CSV) and figures (PNG, PDF) from finished runs")
     p.add_argument(

@@ -7,6 +7,7 @@ strings and are validated there, so every bad value gets the same one-line error
 from __future__ import annotations
 
 import argparse
+from collections.abc import Collection
 
 # strategy_options come as repeated --option KEY=VALUE; role and reference belong to sweep YAMLs.
 NOT_FLAGS = {"strategy_options", "role", "reference"}
@@ -18,14 +19,18 @@ def _flag_fields():
     return {name: info for name, info in RunConfig.model_fields.items() if name not in NOT_FLAGS}
 
 
-def add_run_flags(parser: argparse.ArgumentParser) -> None:
+def add_run_flags(parser: argparse.ArgumentParser, fixed: Collection[str] = ()) -> None:
     """One flag per RunConfig field, help from the field's description; values are strings
-    that RunConfig validates, so every bad value gets the same one-line error."""
+    that RunConfig validates, so every bad value gets the same one-line error. Fields in
+    ``fixed`` get no flag: the command sets them itself (``diagnose`` runs EpiNet on the
+    validation split only), and ``run_fields`` leaves them out."""
     from benchmarks.scenarios import BENCHMARKS
     from epinet.backbones import BACKBONES
 
     choices = {"benchmark": BENCHMARKS, "backbone": sorted(BACKBONES)}  # from their registries
     for name, info in _flag_fields().items():
+        if name in fixed:
+            continue
         flag = "--" + name.replace("_", "-")
         help_text = " | ".join(choices[name]) if name in choices else info.description or ""
         if info.annotation is bool:

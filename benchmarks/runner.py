@@ -7,6 +7,7 @@ import random
 import resource
 import sys
 import time
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from benchmarks.config import RunConfig
 from benchmarks.data import MNIST, load_mnist
 from benchmarks.provenance import code_version, machine, package_versions
 from benchmarks.store import SCHEMA_VERSION, result_path, write_atomic
-from benchmarks.streams import build_benchmark
+from benchmarks.streams import Benchmark, build_benchmark
 from benchmarks.tracking import Tracking
 from benchmarks.tracking.tracker import Tracker
 
@@ -123,11 +124,18 @@ def strategy_setup(config: RunConfig, bench, plugins: list) -> StrategySetup:
 
 
 def run(
-    config: RunConfig, *, data: MNIST | None = None, progress: bool = True, tracking: Tracking | None = None
+    config: RunConfig,
+    *,
+    data: MNIST | None = None,
+    progress: bool = True,
+    tracking: Tracking | None = None,
+    extra_plugins: Callable[[Benchmark], Sequence[SupervisedPlugin]] | None = None,
 ) -> dict:
     """Train and evaluate one configuration; return the run record (not yet written). With
     ``tracking``, the loss, each accuracy-matrix row and the final metrics also go to its trackers;
-    the record is the same either way."""
+    the record is the same either way. ``extra_plugins(benchmark)``, if given, returns more plugins
+    for the strategy (after the harness's): observers that need the run's own streams, such as
+    ``benchmarks.diagnostics``, which probes on the validation stream."""
     data = data or load_mnist(config.data_root)
     bench = build_benchmark(
         config.benchmark,
@@ -145,7 +153,8 @@ def run(
     accuracy = AccuracyPlugin()
     harness_plugins = [accuracy] + ([ProgressPlugin(f"{config.strategy}/{config.benchmark}")] if progress else [])
     with Tracker(tracking, config) as tracker:
-        setup = strategy_setup(config, bench, harness_plugins + tracker.plugins)
+        extra = list(extra_plugins(bench)) if extra_plugins else []
+        setup = strategy_setup(config, bench, harness_plugins + tracker.plugins + extra)
         strategy = spec.build(setup, options)
         matrix, train_seconds, eval_seconds = train_and_evaluate(
             config, bench, spec, strategy, accuracy, progress, tracker
