@@ -61,8 +61,11 @@ def _quantiles(values: Tensor, prefix: str) -> dict[str, float]:
 def recall_view(model: EpiNetModel, x: Tensor, y: Tensor) -> dict[str, Tensor]:
     """Per sample: the latent z, the r that recall feeds the decoder (zeros with ``recall``
     off), and ``agreement``, the recall weight on memories of the sample's own class (what the
-    retrieved episodes say; 0 when memory is empty)."""
+    retrieved episodes say; 0 when memory is empty, NaN when memory keeps no keys to recall
+    from, as with ``recall`` and label votes off)."""
     z = model.encode(x)
+    if not model.memory.store_keys:
+        return {"z": z, "r": torch.zeros_like(z), "agreement": torch.full_like(y, float("nan"), dtype=z.dtype)}
     r, votes = model.recall_with_votes(z, with_votes=True)
     return {"z": z, "r": r, "agreement": votes.gather(1, y[:, None]).squeeze(1)}
 
@@ -138,6 +141,10 @@ class DiagnosticsPlugin(SupervisedPlugin):
             if not self._ending:  # a periodic re-encoding (reencode_every): not measured
                 return reencode(*args, **kwargs)
             self._measure("before_reencode")
+            if not model.memory.store_keys:  # no stored latents to move
+                result = reencode(*args, **kwargs)
+                self._measure("after_reencode")
+                return result
             n = len(model.memory)
             stale = model.memory.z[:n].clone()
             result = reencode(*args, **kwargs)

@@ -29,8 +29,12 @@ def trained_classes(benchmark: str, experience: int) -> set[int]:
 @pytest.mark.parametrize(
     "benchmark, options",
     [
-        ("split-mnist", {"class_balanced": True}),
-        ("permuted-mnist", {"class_balanced": True, "balance_origin": True, "salience": "uniform"}),
+        # The notebook's settings: recall on, so memory keeps the latents re-encoding rewrites.
+        ("split-mnist", {"preset": "notebook", "class_balanced": True}),
+        (
+            "permuted-mnist",
+            {"preset": "notebook", "class_balanced": True, "balance_origin": True, "salience": "uniform"},
+        ),
     ],
 )
 def test_composition_and_reencoding_records(synthetic_mnist, benchmark, options):
@@ -67,6 +71,17 @@ def test_composition_and_reencoding_records(synthetic_mnist, benchmark, options)
         assert row.accuracy == pytest.approx(d.record["accuracy_matrix"][row.experience][row.probe_experience])
 
 
+def test_defaults_without_keys(synthetic_mnist):
+    # v2's defaults keep no latents or keys (recall off): recall statistics are NaN, not 0, and
+    # no re-encoding shift is recorded, while accuracy is still probed around each end.
+    d = diagnose(config(), every=5, probe_size=1000, data=synthetic_mnist)
+    assert d.records["batch_recall_agreement"].isna().all()
+    assert d.reencodings.empty
+    ended = d.ends[d.ends["stage"] == "ended"]
+    for row in ended.itertuples():
+        assert row.accuracy == pytest.approx(d.record["accuracy_matrix"][row.experience][row.probe_experience])
+
+
 def test_each_experience_ends_with_a_record(synthetic_mnist):
     # every is longer than the whole run: only the experiences' last iterations are recorded,
     # so the final composition is the memory at the end of training.
@@ -84,9 +99,12 @@ def test_diagnosed_run_trains_like_a_plain_run(synthetic_mnist):
 
 
 def test_loss_split(synthetic_mnist):
-    # Without replay the recomputed loss_main must be the whole loss the step backpropagated
+    # Without replay (beta = gamma = 0) the recomputed loss_main must be the whole loss the step
+    # backpropagated
     # (asymmetric: the classes seen are read before the batch is stored, as in the step).
-    no_replay = diagnose(config(beta=0.0, asymmetric=True), every=1, probe_size=10, data=synthetic_mnist).records
+    no_replay = diagnose(
+        config(beta=0.0, response_weight=0.0, asymmetric=True), every=1, probe_size=10, data=synthetic_mnist
+    ).records
     assert no_replay["loss_replay"].abs().max() < 1e-6
     assert (no_replay["replay_share"].abs() < 1e-6).all()
 
