@@ -100,8 +100,7 @@ def test_diagnosed_run_trains_like_a_plain_run(synthetic_mnist):
 
 def test_loss_split(synthetic_mnist):
     # Without replay (beta = gamma = 0) the recomputed loss_main must be the whole loss the step
-    # backpropagated
-    # (asymmetric: the classes seen are read before the batch is stored, as in the step).
+    # backpropagated (asymmetric: the classes seen are read before the batch is stored, as in the step).
     no_replay = diagnose(
         config(beta=0.0, response_weight=0.0, asymmetric=True), every=1, probe_size=10, data=synthetic_mnist
     ).records
