@@ -54,7 +54,7 @@ class EpiNetModel(nn.Module):
             by_origin=config.balance_origin,
             num_classes=num_classes if config.response_weight else 0,
         )
-        self.recall_engine = RecallEngine(config.top_k)
+        self.recall_engine = RecallEngine(config.top_k, config.recall_index)
         self.decoder = MixtureOfExpertsDecoder(config.latent_dim, config.hidden_dim, num_classes, config.num_experts)
         self.clock: Clock = make_clock(config.clock)
         # Experiences ended so far (the origin stamped on new episodes), and the classes seen.
