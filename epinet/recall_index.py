@@ -44,15 +44,19 @@ from epinet.salience import decayed_salience
 RECALL_INDEXES = ("exact", "faiss-ivf")
 FAISS_INSTALL = "pip install epinet-bench[faiss]"
 
-# Below this many memories faiss-ivf searches exactly: exact then takes under ~10 ms for 128
-# queries, and the index's recall falls with fewer points per list (measured recall@5 on
-# encoded MNIST: 0.80-0.88 at 3,000 memories, 0.95-0.98 at 10,000, 0.98-1.0 from 30,000).
+# Below this many memories faiss-ivf searches exactly: exact then takes ~10 ms or less for
+# 128 queries, and the index gains little (measured on EpiNet latents of MNIST with the
+# settings below: recall@5 0.97-0.99 at 10,000 memories, 0.96-0.98 at 30,000).
 EXACT_BELOW = 10_000
-# 2 sqrt(n) lists, 1/16 of them probed. Against 4 sqrt(n) lists and 1/32 probed (faiss's usual
-# advice), the same recall@5 at 100,000 memories (0.99-1.0 on encoded MNIST) and search time
-# (~10 ms, one thread), with a build that takes a third of the time (~1 s instead of 2-4 s).
+# 2 sqrt(n) lists (faiss advises 4-16), 1/24 of them probed. Measured at 100,000 memories on
+# EpiNet latents of MNIST, one thread, against exact search timed alongside: recall@5 0.99,
+# 5-10x faster than exact; probing 1/16 gained under 0.01 recall for 1.5x the time, 1/32 lost
+# 0.01; 3 or 4 sqrt(n) lists gave the same at twice or three times the build (2-6 s).
 LISTS_PER_SQRT_N = 2
-PROBED_FRACTION = 1 / 16
+PROBED_FRACTION = 1 / 24
+# ...and never fewer than 16: a small memory has few lists (200 at 10,000 memories), and
+# probing 1/24 of them (9) measured recall@5 0.90 there, 16 of them 0.97.
+MIN_PROBED = 16
 # Candidates asked of the index per wanted memory: the index ranks by float32 products of
 # weights frozen at t_ref, so the exact re-scoring may swap the last few; 2x covers that.
 OVERSAMPLE = 2
@@ -61,11 +65,12 @@ TRAIN_ITERATIONS, TRAIN_POINTS_PER_LIST = 10, 32
 # Rebuild (retrain the centroids) once this fraction of the memory has been rewritten since
 # the last build: they were fitted to keys that are mostly gone.
 REBUILD_AFTER_CHANGED = 0.5
-# The exactly scanned head (see FaissIVFIndex): its share of the memory at a build (1,563 of
-# 100,000: ~1 ms of matmul), and how much heavier than the lists' heaviest a memory written
-# later must be to join it. Memories stored after t_ref weigh more as they are newer (their
-# weight is their salience at t_ref), so newcomers join the head once alpha * (now - t_ref)
-# passes ln 2; the head then reaches twice its size and the next build moves t_ref forward.
+# The exactly scanned head (see FaissIVFIndex): the memories weighing more than HEAD_GROWTH
+# times the weight of the heaviest HEAD_FRACTION (so at most that share, and none at all where
+# salience is bounded, as r0 ~ U(0, 1) or r0 = 1 are), and those written later above that cut.
+# Memories stored after t_ref weigh more as they are newer (their weight is their salience at
+# t_ref): with r0 = 1 newcomers cross the cut once alpha * (now - t_ref) passes ln 2, the head
+# fills, and the build it then calls for moves t_ref forward.
 HEAD_FRACTION = 1 / 64
 HEAD_GROWTH = 2.0
 
@@ -138,8 +143,8 @@ class FaissIVFIndex:
     The head: a few memories of outsized salience win queries they are not near (cos 0.2 x
     salience 50 beats cos 0.9 x salience 1), and an IVF, which routes a query to the lists
     near it, never visits them (measured: recall@5 0.28 after 20 such admissions among 3,000).
-    So the ``HEAD_FRACTION`` heaviest memories at a build, and any memory later written with
-    more than ``HEAD_GROWTH`` times the heaviest weight in the lists, are scored exactly.
+    So memories of outsized weight (see ``HEAD_FRACTION``) are kept out of the lists and scored
+    exactly, as every memory is by exact search.
 
     The index follows ``memory.version``: when it moved, the slots written since (an admission
     rewrites a few, ``memory.written_at`` says which) are re-filed; when most were rewritten
@@ -156,11 +161,17 @@ class FaissIVFIndex:
         self._version = 0
         self._alpha, self._t_ref = 0.0, 0.0
         self._scale = 1.0  # M: the heaviest weight in the lists at the build
+        self._head_cut = math.inf  # weights above it go to the head
         self._in_head = torch.zeros(0, dtype=torch.bool)  # per indexed slot (CPU)
         self._head = torch.zeros(0, dtype=torch.long)  # its slots, on the memory's device
         self._changed = 0  # slots re-filed since the last build
         self._head_limit = 0  # a head past this size calls for a build
         self.build_seconds: float | None = None  # the last full build (perf reports it)
+
+    @property
+    def layout(self) -> tuple[int, int, int]:
+        """(lists, lists probed per query, memories in the exact head) as built now."""
+        return self._index.nlist, self._index.nprobe, len(self._head)
 
     # A faiss index is a SWIG object that neither pickles nor deep-copies: copies start empty
     # and build anew on their first search.
@@ -233,9 +244,9 @@ class FaissIVFIndex:
         c, r0, tau = (field[:n].detach().cpu() for field in (memory.c, memory.r0, memory.tau))
         self._alpha, self._t_ref = alpha, float(tau.max())
         weights = decayed_salience(r0, tau, self._t_ref, alpha)  # salience as of t_ref
-        head = min(n - 1, math.ceil(HEAD_FRACTION * n))  # at least one memory in the lists
-        self._in_head = torch.zeros(n, dtype=torch.bool)
-        self._in_head[torch.topk(weights, head).indices] = True
+        share = math.ceil(HEAD_FRACTION * n)
+        self._head_cut = HEAD_GROWTH * float(torch.topk(weights, share).values[-1])
+        self._in_head = weights > self._head_cut  # never all: the heaviest share's lightest stays out
         rest = (~self._in_head).nonzero().squeeze(1)
         self._scale = max(float(weights[rest].max()), 1e-30)
         lists = max(1, min(round(LISTS_PER_SQRT_N * math.sqrt(len(rest))), len(rest) // 39))
@@ -248,8 +259,8 @@ class FaissIVFIndex:
         # A hash table from slot to list: re-filing a few slots then costs O(slots), not O(n).
         index.set_direct_map_type(self._faiss.DirectMap.Hashtable)
         index.add_with_ids(vectors, rest.numpy().astype(np.int64))
-        index.nprobe = max(1, math.ceil(PROBED_FRACTION * lists))
-        self._index, self._changed, self._head_limit = index, 0, 2 * head
+        index.nprobe = min(lists, max(MIN_PROBED, math.ceil(PROBED_FRACTION * lists)))
+        self._index, self._changed, self._head_limit = index, 0, 2 * share
         self._head = self._in_head.nonzero().squeeze(1).to(memory.c.device)
         self.build_seconds = time.perf_counter() - start
 
@@ -260,7 +271,7 @@ class FaissIVFIndex:
         on_device = changed.to(memory.c.device)
         c, r0, tau = (field[on_device].detach().cpu() for field in (memory.c, memory.r0, memory.tau))
         weights = decayed_salience(r0, tau, self._t_ref, self._alpha)
-        to_head = weights > HEAD_GROWTH * self._scale
+        to_head = weights > self._head_cut
         in_head = torch.cat([self._in_head, torch.zeros(len(memory) - len(self._in_head), dtype=torch.bool)])
         in_head[changed] = to_head
         if int(in_head.sum()) > self._head_limit:

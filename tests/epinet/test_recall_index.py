@@ -124,6 +124,10 @@ def test_faiss_index_follows_admissions_that_overwrite_slots(index_every_size):
     assert recall_at_k(index.top(query, mem, NOW, ALPHA, K)[0], exact_top(mem, query)) >= 0.95
     assert index._index is built and index._in_head[outliers].all()
     assert index._index.ntotal + len(index._head) == 3000
+    # An index built on a memory that holds them already puts them in its head too.
+    fresh = recall_index.FaissIVFIndex()
+    assert recall_at_k(fresh.top(query, mem, NOW, ALPHA, K)[0], exact_top(mem, query)) >= 0.95
+    assert torch.equal(fresh._head.sort().values, outliers.sort().values)
 
 
 @needs_faiss
