@@ -48,14 +48,15 @@ FAISS_INSTALL = "pip install epinet-bench[faiss]"
 # 128 queries, and the index gains little (measured on EpiNet latents of MNIST with the
 # settings below: recall@5 0.97-0.99 at 10,000 memories, 0.96-0.98 at 30,000).
 EXACT_BELOW = 10_000
-# 2 sqrt(n) lists (faiss advises 4-16), 1/24 of them probed. Measured at 100,000 memories on
-# EpiNet latents of MNIST, one thread, against exact search timed alongside: recall@5 0.99,
-# 5-10x faster than exact; probing 1/16 gained under 0.01 recall for 1.5x the time, 1/32 lost
-# 0.01; 3 or 4 sqrt(n) lists gave the same at twice or three times the build (2-6 s).
+# 2 sqrt(n) lists (faiss advises 4-16), 1/32 of them probed. Measured at 100,000 memories on
+# EpiNet latents of MNIST (r0 ~ U(0, 1) / r0 = 1, decayed), one thread, exact search timed
+# alongside: recall@5 0.983 / 0.980 at 1/10 / 1/7 of exact's time. Probing 1/24 gave 0.994 /
+# 0.991 at 1/10 / 1/5.6, 1/16 0.998 / 0.998 at 1/7.5 / 1/3.7; 3 or 4 sqrt(n) lists gave the
+# same recall for the same time, with builds two or three times as long (2-6 s).
 LISTS_PER_SQRT_N = 2
-PROBED_FRACTION = 1 / 24
+PROBED_FRACTION = 1 / 32
 # ...and never fewer than 16: a small memory has few lists (200 at 10,000 memories), and
-# probing 1/24 of them (9) measured recall@5 0.90 there, 16 of them 0.97.
+# probing 9 of them measured recall@5 0.90 there, 16 of them 0.97.
 MIN_PROBED = 16
 # Candidates asked of the index per wanted memory: the index ranks by float32 products of
 # weights frozen at t_ref, so the exact re-scoring may swap the last few; 2x covers that.
