@@ -100,6 +100,10 @@ class EpiNetConfig(BaseModel):
     vote_weight: float = Field(0.0, ge=0, le=1, allow_inf_nan=False)
     asymmetric: bool = True
     consolidation_epochs: int = Field(3, ge=0)
+    # How recall searches for its top-k (epinet.recall_index): "faiss-ivf" is approximate from
+    # 10,000 memories up and needs the faiss extra (checked when the model is built, not here,
+    # so that stored results stay readable without faiss).
+    recall_index: Literal["exact", "faiss-ivf"] = "exact"
 
     _preset = model_validator(mode="before")(apply_preset)
 

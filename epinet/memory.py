@@ -80,6 +80,12 @@ class EpisodicMemory(nn.Module):
         for name, (shape, kind) in self.fields.items():
             self.register_buffer(name, torch.zeros(capacity, *shape, dtype=_DTYPES[kind]))
         self.register_buffer("size", torch.zeros((), dtype=torch.long))
+        # A count of writes through this class's methods, and the count at which each slot was
+        # last written (not state: never saved or moved). A search index over the keys uses them
+        # to re-file only the slots written since it last looked: comparing every key against a
+        # copy costs 70 ms at 100,000 memories, these 0.1 ms.
+        self.version = 0
+        self.written_at = torch.zeros(capacity, dtype=torch.long)
 
     def __len__(self) -> int:
         return int(self.size)
@@ -238,7 +244,13 @@ class EpisodicMemory(nn.Module):
         admitted = keep[self.capacity :].nonzero().squeeze(1)
         return evicted, admitted
 
+    def _touch(self, slots: Tensor | None) -> None:
+        """Record a write to ``slots`` (None: every slot)."""
+        self.version += 1
+        self.written_at[slice(None) if slots is None else slots.cpu()] = self.version
+
     def _write(self, slots: Tensor, idx: Tensor, new: dict[str, Tensor], now: Tensor | float) -> None:
+        self._touch(slots)
         for name in new:
             getattr(self, name)[slots] = new[name][idx]
         self.tau[slots] = torch.as_tensor(now, dtype=TIME_DTYPE, device=self.tau.device)
@@ -258,6 +270,7 @@ class EpisodicMemory(nn.Module):
     def reconsolidate(self, slots: Tensor, now: Tensor | float | None = None, r0: Tensor | None = None) -> None:
         """Re-store recalled or replayed memories: if given, ``tau <- now`` (they start fading
         afresh) and ``r0 <- r0`` (their salience refreshed, e.g. with their current loss)."""
+        self._touch(slots)
         if now is not None:
             self.tau[slots] = torch.as_tensor(now, dtype=TIME_DTYPE, device=self.tau.device)
         if r0 is not None:
@@ -275,6 +288,7 @@ class EpisodicMemory(nn.Module):
         n = len(self)
         if n == 0 or not self.store_keys:
             return
+        self._touch(None)
         modes = [(m, m.training) for m in encoder.modules()]
         encoder.eval()
         try:
@@ -289,5 +303,10 @@ class EpisodicMemory(nn.Module):
 
     def clear(self) -> None:
         """Forget everything (buffers keep their preallocated size)."""
+        self._touch(None)
         for buffer in self.buffers():
             buffer.zero_()
+
+    def _load_from_state_dict(self, *args, **kwargs) -> None:
+        self._touch(None)  # load_state_dict copies into the buffers without _write
+        super()._load_from_state_dict(*args, **kwargs)

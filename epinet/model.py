@@ -55,7 +55,7 @@ class EpiNetModel(nn.Module):
             num_classes=num_classes if config.response_weight else 0,
             store_keys=config.recalls,
         )
-        self.recall_engine = RecallEngine(config.top_k)
+        self.recall_engine = RecallEngine(config.top_k, config.recall_index)
         self.decoder = MixtureOfExpertsDecoder(config.latent_dim, config.hidden_dim, num_classes, config.num_experts)
         self.clock: Clock = make_clock(config.clock)
         # Experiences ended so far (the origin stamped on new episodes), and the classes seen.

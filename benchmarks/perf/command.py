@@ -16,7 +16,7 @@ from benchmarks import provenance
 from benchmarks.perf.admission import measure_admission
 from benchmarks.perf.harness import measure_harness
 from benchmarks.perf.per_experience import measure_epinet_vs_replay
-from benchmarks.perf.recall import measure_recall
+from benchmarks.perf.recall import measure_recall, measure_recall_index
 from benchmarks.perf.report import Measurement, PerfReport
 from benchmarks.perf.steps import measure_bare_steps
 from benchmarks.perf.sweep import measure_quick
@@ -71,7 +71,11 @@ def run_perf(
     measure("(a) harness vs plain loop", lambda: measure_harness(bench, repeats))
     per_experience = measure("(b) EpiNet vs replay, per experience", lambda: measure_epinet_vs_replay(bench, repeats))
     measure("(b) bare training steps", lambda: measure_bare_steps(bench, repeats))
-    measure("(c) recall latency", lambda: measure_recall(repeats, thread_counts=sorted({threads, os.cpu_count() or 1})))
+    thread_counts = sorted({threads, os.cpu_count() or 1})
+    measure("(c) recall latency", lambda: measure_recall(repeats, thread_counts=thread_counts))
+    measure(
+        "(c) recall with the faiss-ivf index", lambda: measure_recall_index(bench, repeats, thread_counts=thread_counts)
+    )
     iteration_ms = per_experience.epinet_ms_per_iteration  # (d) reports its costs against it
     measure("(d) admission cost", lambda: measure_admission(bench, repeats, epinet_iteration_ms=iteration_ms))
     if quick:

@@ -70,3 +70,33 @@ def random_memory(capacity: int, now: float = 1_000.0, class_balanced: bool = Fa
     memory.y.copy_(torch.randint(10, (capacity,), generator=g))
     memory.size.fill_(capacity)
     return memory
+
+
+def encoded_memory(bench, capacity: int, uniform: bool = False, now: float = 1_000.0):
+    """(A full EpisodicMemory of EpiNet's latents of MNIST training images, 128 test images'
+    latents to query it with.) The encoder is EpiNet's, untrained, with the run's default
+    options; images are drawn with replacement from every training experience (100,000 is
+    more than MNIST holds). Salience: r0 ~ U(0, 1), or 1 with ``uniform``; storage times
+    spread over [0, now). No raw inputs are kept (recall never reads them)."""
+    from baselines.epinet import EpiNetOptions, config_for
+    from epinet.memory import EpisodicMemory
+    from epinet.model import EpiNetModel
+
+    setup = strategy_setup(bench)
+    torch.manual_seed(0)
+    model = EpiNetModel(config_for(EpiNetOptions(), setup.memory), setup.backbone, bench.n_classes)
+    train_x = torch.cat([exp.tensors[0] for exp in bench.train_stream])
+    test_x = torch.cat([exp.tensors[0] for exp in bench.test_stream])
+    g = torch.Generator().manual_seed(capacity)
+    memory = EpisodicMemory(capacity, (1,), model.config.latent_dim)
+    picks = torch.randint(len(train_x), (capacity,), generator=g)
+    with torch.no_grad():
+        for start in range(0, capacity, 10_000):
+            z = model.encode(train_x[picks[start : start + 10_000]])
+            memory.z[start : start + len(z)] = z
+        queries = model.encode(test_x[torch.randperm(len(test_x), generator=g)[:BATCH]])
+    memory.c.copy_(F.normalize(memory.z, dim=1))
+    memory.r0.copy_(torch.ones(capacity) if uniform else torch.rand(capacity, generator=g))
+    memory.tau.copy_(torch.rand(capacity, generator=g, dtype=torch.float64) * now)
+    memory.size.fill_(capacity)
+    return memory, queries

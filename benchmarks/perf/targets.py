@@ -3,6 +3,8 @@
 HARNESS_RATIO = 1.10  # (a) harness / plain loop
 EPINET_REPLAY_RATIO = 1.30  # (b) EpiNet / replay, per experience
 RECALL_100K_MS = 20.0  # (c) 128 queries against 100,000 memories
+RECALL_INDEX_100K_MS = 20.0  # (c) the same with recall_index=faiss-ivf, the index built
+RECALL_INDEX_MIN_RECALL = 0.95  # (c) ... its recall@k against exact search
 QUICK_SECONDS = 300.0  # (e) quick.yaml with --jobs 2
 PAPER_SECONDS = 3600.0  # paper.yaml with --jobs 2 (not run by perf)
 
@@ -10,6 +12,8 @@ ALL = {
     "harness_ratio": HARNESS_RATIO,
     "epinet_replay_ratio": EPINET_REPLAY_RATIO,
     "recall_100k_ms": RECALL_100K_MS,
+    "recall_index_100k_ms": RECALL_INDEX_100K_MS,
+    "recall_index_min_recall": RECALL_INDEX_MIN_RECALL,
     "quick_seconds": QUICK_SECONDS,
     "paper_seconds": PAPER_SECONDS,
 }

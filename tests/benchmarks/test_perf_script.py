@@ -15,7 +15,7 @@ from benchmarks.perf.admission import AdmissionCost
 from benchmarks.perf.command import write_results
 from benchmarks.perf.harness import HarnessVsPlain
 from benchmarks.perf.per_experience import EpiNetVsReplay
-from benchmarks.perf.recall import RecallLatency, measure_recall
+from benchmarks.perf.recall import IndexedMemory, IndexedRecall, RecallLatency, measure_recall, measure_recall_index
 from benchmarks.perf.report import PerfReport
 from benchmarks.perf.steps import measure_bare_steps
 from benchmarks.perf.sweep import QuickSweep, SweepRuns, sweep_runs
@@ -129,6 +129,62 @@ def test_recall_latency_measures_each_capacity():
     assert [r.measurement for r in out.rows()] == [
         f"(c) recall, 128 queries, d = 128, capacity {c:,}" for c in (100, 1000)
     ]
+
+
+def indexed_recall(ms_one_thread=0.015, ms_two_threads=0.025, recall=0.99) -> IndexedRecall:
+    def memory(what, target, recall_at_k):
+        by_threads = {1: timing(ms_one_thread), 2: timing(ms_two_threads)}
+        exact = {1: timing(0.1), 2: timing(0.06)}
+        return IndexedMemory(what, target, by_threads, exact, recall_at_k, 1.5, timing(0.002), 627, 40, 0)
+
+    memories = [memory("real latents", True, recall), memory("isotropic latents", False, 0.3)]
+    return IndexedRecall("faiss-ivf", 128, 128, 5, 100_000, 20, 1, memories)
+
+
+@pytest.mark.parametrize(
+    "kwargs, verdicts",
+    [
+        ({}, ["pass", "pass", "—", "—"]),
+        ({"ms_one_thread": 0.030, "ms_two_threads": 0.015}, ["pass", "pass", "—", "—"]),  # best thread count
+        ({"ms_one_thread": 0.030, "ms_two_threads": 0.021}, ["**FAIL**", "pass", "—", "—"]),
+        ({"recall": 0.9}, ["pass", "**FAIL**", "—", "—"]),
+    ],
+)
+def test_recall_index_targets_judge_the_real_latents_only(kwargs, verdicts):
+    rows = indexed_recall(**kwargs).rows()
+    assert [r.verdict for r in rows] == verdicts
+    assert rows[0].measurement.endswith("100,000 real latents: search, index built")
+    assert rows[2].measurement.startswith("(c) for reference: recall with recall_index=faiss-ivf")
+    assert "(627 lists, 40 probed, 0 in the exact head)" in rows[0].result and rows[3].result == "0.300"
+
+
+def test_recall_index_without_faiss_is_one_row_naming_the_extra(monkeypatch):
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "faiss" else find_spec(name, *a))
+    out = measure_recall_index(None, 1)
+    [row] = out.rows()
+    assert row.verdict == "—" and row.result.startswith("not measured:")
+    assert "pip install epinet-bench[faiss]" in row.result
+    assert json.loads(json.dumps(out.to_json()))["memories"] == []
+
+
+def test_recall_index_measures_each_memory(synthetic_mnist, monkeypatch):
+    pytest.importorskip("faiss", reason="faiss-cpu is not installed (pip install epinet-bench[faiss])")
+    import epinet.recall_index
+    from benchmarks.streams import build_benchmark
+
+    monkeypatch.setattr(epinet.recall_index, "EXACT_BELOW", 0)  # the index itself, on a memory a test can afford
+    threads = torch.get_num_threads()
+    out = measure_recall_index(build_benchmark("split-mnist", synthetic_mnist, seed=0), 1, (1,), capacity=2000)
+    assert torch.get_num_threads() == threads
+    assert [m.target for m in out.memories] == [True, True, False]
+    for m in out.memories:
+        assert 0 <= m.recall_at_k <= 1 and m.build_seconds > 0 and m.lists >= 1 and 1 <= m.probed <= m.lists
+        assert all(len(t.samples) == out.calls for t in (m.by_threads[1], m.exact_by_threads[1], m.refile))
+    assert len(out.rows()) == 6
+    assert json.loads(json.dumps(out.to_json()))["memories"][0]["lists"] == out.memories[0].lists
 
 
 def test_bare_steps_time_the_models_own_observe(synthetic_mnist, monkeypatch):

@@ -81,7 +81,7 @@ def test_reused_workspace_gives_the_same_recall_as_fresh_storage():
         fresh = engine.recall(query, mem, now=0.0, alpha=0.0)  # autograd on: no workspace
         with torch.no_grad():
             reused = engine.recall(query, mem, now=0.0, alpha=0.0)
-        assert engine._workspace is not None
+        assert engine.index._workspace is not None
         assert torch.equal(fresh, reused)
         scores = engine.scores(query.detach(), mem, now=0.0, alpha=0.0)
         with torch.no_grad():
