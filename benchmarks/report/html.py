@@ -30,7 +30,7 @@ from benchmarks.report.pages import FIGURES
 from benchmarks.report.reproduction import nested_reproduction_tables
 from benchmarks.report.stats import Stat
 from benchmarks.report.tables import NOTE_MARKUP, Table
-from benchmarks.units import human_bytes
+from benchmarks.units import Bytes, human_bytes
 
 PAGE = "index.html"
 TEMPLATE = "index.html.j2"  # next to this module
@@ -63,6 +63,12 @@ def html_cell(value) -> dict:
         text = mean_std(value.mean, value.std if value.n >= 2 else None, signed=value.signed, digits=value.digits)
         shown = Markup("<strong>{}</strong>").format(text) if value.bold else escape(text)
         return {"html": shown + escape(value.mark), "sort": repr(value.mean), "numeric": True}
+    if isinstance(value, Bytes):  # shown in kB / MB / GB, sorted by the count itself
+        return {
+            "html": escape(str(value)),
+            "sort": repr(float(value.n)) if math.isfinite(value.n) else "",
+            "numeric": True,
+        }
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return {"html": "—", "sort": "", "numeric": False}
     numeric = isinstance(value, int | float) and not isinstance(value, bool)

@@ -21,6 +21,7 @@ from benchmarks.cli import build_parser
 from benchmarks.report import load_runs, report
 from benchmarks.report import reproduction as rep
 from benchmarks.report.selection import nested_results
+from benchmarks.units import human_bytes
 from tests.benchmarks.run_records import MAIN, make_record, write_dataset, write_record
 
 REPO = Path(__file__).resolve().parents[2]
@@ -193,6 +194,29 @@ def test_ablation_and_memory_tables_show_their_csvs(site):
         assert_shows(
             rows[str(r["memory"])][f"{r['strategy']} final acc"], r["final_accuracy_mean"], r["final_accuracy_std"]
         )
+
+
+def sorted_by_key(cells: dict[str, dict]) -> list[str]:
+    """The row names in the order the page's script sorts them: by each cell's data-sort number."""
+    return sorted(cells, key=lambda name: float(cells[name]["sort"]))
+
+
+def test_memory_cells_sort_by_their_bytes_not_their_text(site):
+    """'900 kB' must sort below '1.2 MB': the sort key is the byte count, the text its kB/MB/GB form."""
+    results, _, _, page = site
+    frame = load_runs(results).frame
+    main_bytes = frame[frame["role"] == "main"].groupby("strategy")["memory_bytes"].mean()
+    main = {s: row["memory"] for s, row in rows_by_first_cell(page.tables["table-main"]).items()}
+    memory_csv = pd.read_csv(results / "tables" / "memory.csv")
+    replay_bytes = memory_csv[memory_csv["strategy"] == "replay"].set_index("memory")["memory_bytes_mean"]
+    replay = {size: row["replay bytes"] for size, row in rows_by_first_cell(page.tables["table-memory"]).items()}
+    for cells, truth in ((main, main_bytes), (replay, {str(m): b for m, b in replay_bytes.items()})):
+        for name, cell in cells.items():
+            assert float(cell["sort"]) == pytest.approx(truth[name], rel=1e-12)
+            assert cell["text"] == human_bytes(truth[name])
+        assert sorted_by_key(cells) == sorted(cells, key=lambda name: truth[name])
+    # the hand-made byte counts span B, kB and MB, so the numbers in the text alone sort differently
+    assert sorted(replay, key=lambda size: float(replay[size]["text"].split()[0])) != sorted_by_key(replay)
 
 
 def test_nested_reproduction_table_shows_its_csv(site):
