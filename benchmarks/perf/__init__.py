@@ -10,7 +10,8 @@ own table rows:
     ``steps``: the same on bare training steps (``EpiNetModel.observe``), by phase;
 (c) ``recall``: recall latency against memories of 100 ... 100,000 items;
 (d) ``admission``: admission of a batch into a full memory, and EpiNet's after-step bookkeeping;
-(e) ``sweep``: wall time and peak RSS of the ``quick.yaml`` sweep with ``--jobs 2``.
+(e) ``sweep``: wall time and peak RSS of the ``quick.yaml`` sweep with ``--jobs 2``;
+(f) ``tracking_cost``: what ``--log`` costs, per tracker: steady state per experience, fixed per run.
 
 ``command`` takes them in turn and writes ``<out>/perf.json`` and ``<out>/perf.md``.
 Timings are only as good as the machine is quiet: other processes on a 2-core machine

@@ -20,6 +20,7 @@ from benchmarks.perf.recall import measure_recall, measure_recall_index
 from benchmarks.perf.report import Measurement, PerfReport
 from benchmarks.perf.steps import measure_bare_steps
 from benchmarks.perf.sweep import measure_quick
+from benchmarks.perf.tracking_cost import measure_tracking
 
 
 def _load_average() -> list[float] | None:
@@ -80,6 +81,8 @@ def run_perf(
     measure("(d) admission cost", lambda: measure_admission(bench, repeats, epinet_iteration_ms=iteration_ms))
     if quick:
         measure("(e) quick.yaml sweep, --jobs 2 (a few minutes)", lambda: measure_quick(str(data.root)))
+    # last: W&B's service, once started, stays up until this process ends
+    measure("(f) tracking overhead, each --log tracker", lambda: measure_tracking(bench, repeats))
     report.load_after = _load_average()
     return report
 

@@ -9,7 +9,6 @@ from a buffer), backward, Adam.
 
 from __future__ import annotations
 
-import gc
 import statistics
 import time
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from benchmarks.perf.setups import filled_model, strategy_setup
-from benchmarks.perf.timing import Row, time_calls
+from benchmarks.perf.timing import Row, interleaved_rounds, time_calls
 
 EPINET_PHASES = ("main_forward", "replay_forward", "backward", "optimizer", "store")
 REPLAY_PHASES = ("forward", "backward", "optimizer")
@@ -145,13 +144,7 @@ def measure_bare_steps(bench, repeats: int, steps: int = 40) -> BareSteps:
         return {p: sum(s[p] for s in per_step) for p in REPLAY_PHASES}
 
     sides = {"epinet": observe, "epinet_phases": epinet_by_phase, "replay": replay_by_phase}
-    records: dict[str, list[dict[str, float]]] = {name: [] for name in sides}
-    for round_ in range(1 + repeats):  # one untimed warm-up round, then interleaved repeats
-        for name, fn in sides.items():
-            gc.collect()
-            phases = fn()
-            if round_:
-                records[name].append(phases)
+    _, records = interleaved_rounds(sides, repeats)
 
     def median_ms(runs: list[dict[str, float]], key: str) -> float:
         return 1000 * statistics.median(r[key] for r in runs) / steps

@@ -6,6 +6,7 @@ RECALL_100K_MS = 20.0  # (c) 128 queries against 100,000 memories
 RECALL_INDEX_100K_MS = 20.0  # (c) the same with recall_index=faiss-ivf, the index built
 RECALL_INDEX_MIN_RECALL = 0.95  # (c) ... its recall@k against exact search
 QUICK_SECONDS = 300.0  # (e) quick.yaml with --jobs 2
+TRACKING_OVERHEAD = 0.03  # (f) steady-state training time with a --log tracker, over without, minus 1
 PAPER_SECONDS = 3600.0  # paper.yaml with --jobs 2 (not run by perf)
 
 ALL = {
@@ -15,5 +16,6 @@ ALL = {
     "recall_index_100k_ms": RECALL_INDEX_100K_MS,
     "recall_index_min_recall": RECALL_INDEX_MIN_RECALL,
     "quick_seconds": QUICK_SECONDS,
+    "tracking_overhead": TRACKING_OVERHEAD,
     "paper_seconds": PAPER_SECONDS,
 }

@@ -7,7 +7,9 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -24,19 +26,27 @@ class Timing:
         return {"median": self.median, "min": min(self.samples), "max": max(self.samples), "samples": self.samples}
 
 
-def interleaved(sides: dict[str, Callable[[], float]], repeats: int, warmup: int = 1) -> dict[str, Timing]:
-    """Run each side's timed function in turn (A, B, A, B, ...); each returns seconds.
+def interleaved_rounds(
+    sides: dict[str, Callable[[], T]], repeats: int, warmup: int = 1
+) -> tuple[dict[str, list[T]], dict[str, list[T]]]:
+    """Run each side's function in turn (A, B, A, B, ...), ``warmup`` + ``repeats`` rounds; what
+    each returned, per side, in the warm-up rounds and in the timed ones.
 
-    ``warmup`` untimed rounds come first (lazy imports, allocator and kernel warm-up); the
+    The warm-up rounds come first (lazy imports, allocator and kernel warm-up); the
     interleaving spreads any change in machine load over all sides alike."""
-    samples: dict[str, list[float]] = {name: [] for name in sides}
+    warm: dict[str, list[T]] = {name: [] for name in sides}
+    timed: dict[str, list[T]] = {name: [] for name in sides}
     for round_ in range(warmup + repeats):
         for name, fn in sides.items():
             gc.collect()
-            seconds = fn()
-            if round_ >= warmup:
-                samples[name].append(seconds)
-    return {name: Timing(s) for name, s in samples.items()}
+            (timed if round_ >= warmup else warm)[name].append(fn())
+    return warm, timed
+
+
+def interleaved(sides: dict[str, Callable[[], float]], repeats: int, warmup: int = 1) -> dict[str, Timing]:
+    """``interleaved_rounds`` of functions that return seconds: the timed rounds' ``Timing`` per side."""
+    _, timed = interleaved_rounds(sides, repeats, warmup)
+    return {name: Timing(samples) for name, samples in timed.items()}
 
 
 def time_calls(fn: Callable[[], Any], calls: int, warmup: int = 3) -> Timing:

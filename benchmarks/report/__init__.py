@@ -2,13 +2,14 @@
 
 One module per job, imported in this order (no module imports one below it):
 
-* ``order``      display order and names of strategies, benchmarks, variants
+* ``order``      display order and names of strategies, benchmarks, variants; the accuracy matrices' colours
 * ``selection``  loading run JSONs; which runs each table shows (roles, reference, legacy fallback)
 * ``stats``      mean ± std cells, Welch's t-test, best-of-column, bytes, code versions
 * ``tables``     Table/Column and the Markdown, LaTeX and CSV renderers
 * ``builders``   what the main, ablation, memory and tuning tables contain
 * ``figures``    the figures (matplotlib Agg, seaborn); loaded only when figures are drawn
 * ``pages``      the top README's main-table block and the results page
+* ``run_groups`` the page's runs section: per group of runs its tables show, heatmap and run list
 * ``html``       ``index.html``, the self-contained browsable page (``report --html``)
 * ``command``    ``report()``: every artifact, each built on its own
 

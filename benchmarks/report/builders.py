@@ -23,7 +23,7 @@ from benchmarks.report.selection import (
 )
 from benchmarks.report.stats import Stat, best, code_versions, stars, stat, welch
 from benchmarks.report.tables import Column, Table
-from benchmarks.units import human_bytes
+from benchmarks.units import Bytes
 
 FULL_LABEL = "full (main)"
 STD_NOTE = "Mean ± sample standard deviation (pandas, ddof = 1) over the n seeds of each cell (± left out when n = 1)."
@@ -102,8 +102,7 @@ def main_table(runs: pd.DataFrame) -> Table:
         ]
     columns.append(Column("memory", "Memory"))
     rows = [
-        [s, *(x for bench in benchmarks for x in cells[bench, s]), human_bytes(memory.get(s, math.nan))]
-        for s in strategies
+        [s, *(x for bench in benchmarks for x in cells[bench, s]), Bytes(memory.get(s, math.nan))] for s in strategies
     ]
 
     excluded = ", ".join(s for s in strategies if s in upper)
@@ -214,7 +213,7 @@ def memory_tables(frame: pd.DataFrame) -> list[Table]:
             for s in strategies:
                 group = runs[(runs["strategy"] == s) & (runs["memory"] == size)]
                 a = stat(group["final_accuracy"])
-                row += [a, len(group), human_bytes(float(group["memory_bytes"].mean())) if len(group) else None]
+                row += [a, len(group), Bytes(float(group["memory_bytes"].mean())) if len(group) else None]
                 if len(group):
                     numbers.append(
                         {

@@ -35,10 +35,17 @@ from matplotlib.ticker import FixedLocator, NullLocator
 
 from benchmarks.aggregate import mean_matrices, seen_accuracy_frame
 from benchmarks.report.builders import FULL_LABEL
-from benchmarks.report.order import STRATEGY_ORDER, benchmark_order, name, strategy_order, variant_order
+from benchmarks.report.order import (
+    CMAP,
+    STRATEGY_ORDER,
+    benchmark_order,
+    matrix_row_labels,
+    name,
+    strategy_order,
+    variant_order,
+)
 from benchmarks.report.selection import Ablation, MemorySeries, NoData, upper_bounds
 
-CMAP = "viridis"
 MATRICES_PER_ROW = 5  # heatmaps per row of an accuracy-matrix figure
 
 
@@ -144,7 +151,7 @@ def accuracy_matrices(runs: pd.DataFrame, out_dir: Path, log: Callable = print) 
                 fmt=".2f",
                 annot_kws={"size": 6 if cols > 6 else 8},
                 xticklabels=list(range(1, cols + 1)),
-                yticklabels=["all"] if rows == 1 and cols > 1 else list(range(1, rows + 1)),
+                yticklabels=matrix_row_labels(rows, cols),
             )
             ax.set(title=f"{s} (n={seeds})", xlabel="tested on experience")
             ax.tick_params(axis="y", rotation=0)

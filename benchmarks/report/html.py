@@ -2,8 +2,9 @@
 
 The page holds the tables the report built (the same ``Table`` objects as the Markdown, LaTeX and
 CSV files, rendered as sortable HTML tables), the published-vs-reproduced tables of nested results
-directories (results/der2020), the figures, and per benchmark and strategy of the main-role runs the
-mean accuracy matrix as a heatmap and each seed's run with its config and code version.
+directories (results/der2020), the figures, and, for every group of runs those tables show (main,
+ablation variants, memory budgets, tuning, reproduction; ``run_groups``), the mean accuracy matrix
+as a heatmap and each seed's run with its config and code version.
 
 Self-contained: the figures are embedded as base64 PNG data URIs and the sorting is a few lines of
 inline JavaScript, so the page opens from disk with no network and links to no other file. Like
@@ -13,7 +14,6 @@ every report it is built from the run JSONs alone (and the figures the report dr
 from __future__ import annotations
 
 import base64
-import json
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -22,19 +22,17 @@ import jinja2
 import pandas as pd
 from markupsafe import Markup, escape
 
-from benchmarks.aggregate import mean_matrices, mean_std
-from benchmarks.provenance import short_version
+from benchmarks.aggregate import mean_std
 from benchmarks.report.builders import nested_tuning_tables
-from benchmarks.report.order import benchmark_order, strategy_order
 from benchmarks.report.pages import FIGURES
 from benchmarks.report.reproduction import nested_reproduction_tables
+from benchmarks.report.run_groups import heat_css, run_blocks
 from benchmarks.report.stats import Stat
 from benchmarks.report.tables import NOTE_MARKUP, Table
-from benchmarks.units import human_bytes
+from benchmarks.units import Bytes
 
 PAGE = "index.html"
 TEMPLATE = "index.html.j2"  # next to this module
-CMAP = "viridis"  # the accuracy-matrix figures' colour map, so heatmaps read the same on the page
 
 
 def note_html(md: str) -> Markup:
@@ -63,6 +61,12 @@ def html_cell(value) -> dict:
         text = mean_std(value.mean, value.std if value.n >= 2 else None, signed=value.signed, digits=value.digits)
         shown = Markup("<strong>{}</strong>").format(text) if value.bold else escape(text)
         return {"html": shown + escape(value.mark), "sort": repr(value.mean), "numeric": True}
+    if isinstance(value, Bytes):  # shown in kB / MB / GB, sorted by the count itself
+        return {
+            "html": escape(str(value)),
+            "sort": repr(float(value.n)) if math.isfinite(value.n) else "",
+            "numeric": True,
+        }
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return {"html": "—", "sort": "", "numeric": False}
     numeric = isinstance(value, int | float) and not isinstance(value, bool)
@@ -92,67 +96,6 @@ def figure_views(figures_dir: Path) -> list[dict]:
         data = base64.b64encode(png.read_bytes()).decode("ascii")
         views.append({"name": png.name, "caption": caption, "src": f"data:image/png;base64,{data}"})
     return sorted(views, key=lambda v: (v["caption"], v["name"]))
-
-
-def heat(value: float) -> dict:
-    """Background and text colour of one accuracy in [0, 1] (the figures' colour map)."""
-    from matplotlib import colormaps
-    from matplotlib.colors import to_hex
-
-    if not math.isfinite(value):
-        return {"background": "#ffffff", "colour": "#222", "text": "—", "value": ""}
-    return {
-        "background": to_hex(colormaps[CMAP](min(max(value, 0.0), 1.0))),
-        "colour": "#fff" if value < 0.6 else "#000",  # viridis is dark below about 0.6
-        "text": f"{value:.2f}",
-        "value": repr(float(value)),
-    }
-
-
-def run_groups(main: pd.DataFrame, log: Callable) -> list[dict]:
-    """Per (benchmark, strategy) of the main-role runs: mean accuracy matrix and each seed's run."""
-    if main.empty:
-        return []
-    means = mean_matrices(main, lambda message: log(f"{PAGE}: {message}"))
-    groups = []
-    for bench in benchmark_order(main["benchmark"]):
-        here = main[main["benchmark"] == bench]
-        for strategy in strategy_order(here["strategy"]):
-            matrix, seeds = means[bench, strategy]
-            rows, cols = matrix.shape
-            runs = here[here["strategy"] == strategy].sort_values("seed")
-            groups.append(
-                {
-                    "id": f"runs-{bench}-{strategy}",
-                    "benchmark": bench,
-                    "strategy": strategy,
-                    "seeds": seeds,
-                    "columns": list(range(1, cols + 1)),
-                    "matrix": [
-                        {"label": "all" if rows == 1 and cols > 1 else i + 1, "cells": [heat(v) for v in row]}
-                        for i, row in enumerate(matrix)
-                    ],
-                    "runs": [run_view(run) for run in runs.to_dict("records")],
-                }
-            )
-    return groups
-
-
-def run_view(run: dict) -> dict:
-    final, forgetting, memory = run["final_accuracy"], run["average_forgetting"], run["memory_bytes"]
-    dirty = None if pd.isna(run["git_dirty"]) else bool(run["git_dirty"])
-    return {
-        "seed": run["seed"],
-        "final": repr(final),
-        "final_text": f"{final:.3f}",
-        "forgetting": repr(forgetting) if math.isfinite(forgetting) else "",
-        "forgetting_text": f"{forgetting:.3f}" if math.isfinite(forgetting) else "—",
-        "memory_bytes": repr(memory),
-        "memory_text": human_bytes(memory),
-        "version": short_version(run["git_commit"] if isinstance(run["git_commit"], str) else None, dirty),
-        "config_hash": run["config_hash"],
-        "config": json.dumps(run["config"], indent=2, sort_keys=True),
-    }
 
 
 def write_html(root: Path, frame: pd.DataFrame, main: pd.DataFrame, tables: list[Table], log: Callable) -> Path:
@@ -185,13 +128,20 @@ def write_html(root: Path, frame: pd.DataFrame, main: pd.DataFrame, tables: list
             "No reproduction runs (role: reproduction) here or in a folder below.",
         ),
         {"id": "figures", "heading": "Figures", "kind": "figures", "figures": figure_views(root / "figures")},
-        {"id": "runs", "heading": "Runs per benchmark and strategy", "kind": "runs", "groups": run_groups(main, log)},
+        {
+            "id": "runs",
+            "heading": "Runs",
+            "kind": "runs",
+            "blocks": run_blocks(root, frame, main, lambda m: log(f"{PAGE}: {m}")),
+        },
     ]
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(Path(__file__).parent), autoescape=True, keep_trailing_newline=True
     )
     roles = sorted(frame["role"].value_counts().items())
-    page = env.get_template(TEMPLATE).render(n_runs=len(frame), roles=roles, sections=sections)
+    page = env.get_template(TEMPLATE).render(
+        n_runs=len(frame), roles=roles, sections=sections, heat_css=Markup(heat_css())
+    )
     path = root / PAGE
     path.write_text(page)
     return path

@@ -1,5 +1,5 @@
-"""The order and the names under which strategies, benchmarks and variants are shown: the one
-place every table and figure takes them from, so they agree."""
+"""The order and the names under which strategies, benchmarks and variants are shown, and how an
+accuracy matrix is drawn: the one place every table, figure and page takes them from, so they agree."""
 
 from __future__ import annotations
 
@@ -40,6 +40,8 @@ ABLATION_ORDER = (
     "no-class-balance",
     "class-balanced",
 )
+# The accuracy matrices' colour map, in the figures and the page's heatmaps alike.
+CMAP = "viridis"
 # How prose names a strategy (its registry name otherwise), and how it describes a reference.
 NAMES = {"epinet": "EpiNet", "ewc": "EWC"}
 DESCRIPTIONS = {"replay": "reservoir replay (replay)"}
@@ -69,3 +71,9 @@ def name(strategy: str) -> str:
 
 def describe(strategy: str) -> str:
     return DESCRIPTIONS.get(strategy, strategy)
+
+
+def matrix_row_labels(rows: int, cols: int) -> list:
+    """An accuracy matrix's row labels: the training experience after which it was measured (1-based),
+    or ``all`` for the one row of a strategy trained on every experience at once (joint)."""
+    return ["all"] if rows == 1 and cols > 1 else list(range(1, rows + 1))

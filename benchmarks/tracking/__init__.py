@@ -57,16 +57,22 @@ def add_tracking_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def installed(backend: str) -> bool:
+    """Whether ``backend``'s client library can be imported (csv needs none)."""
+    return backend not in PACKAGES or importlib.util.find_spec(PACKAGES[backend][0]) is not None
+
+
 def check_installed(backends) -> None:
     """ValueError, one line naming the extra, for the first backend whose package is missing."""
     for backend in backends:
-        if backend in PACKAGES:
-            module, extra = PACKAGES[backend]
-            if importlib.util.find_spec(module) is None:
-                raise ValueError(
-                    f"--log {backend} needs the {module} package, which is not installed:"
-                    f" pip install epinet-bench[{extra}]"
-                )
+        if not installed(backend):
+            raise ValueError(f"--log {backend} needs {missing(backend)}")
+
+
+def missing(backend: str) -> str:
+    """What a backend whose package is missing lacks, and the extra that installs it."""
+    module, extra = PACKAGES[backend]
+    return f"the {module} package, which is not installed: pip install epinet-bench[{extra}]"
 
 
 def tracking_from(args, results_dir: Path, experiment: str) -> Tracking | None:

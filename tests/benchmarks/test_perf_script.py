@@ -20,13 +20,33 @@ from benchmarks.perf.report import PerfReport
 from benchmarks.perf.steps import measure_bare_steps
 from benchmarks.perf.sweep import QuickSweep, SweepRuns, sweep_runs
 from benchmarks.perf.timing import Timing
+from benchmarks.perf.tracking_cost import NONE, PARTS, TrackingCost, measure_tracking
 
 
 def timing(median: float) -> Timing:
     return Timing([median])
 
 
-def fake_report(harness=1.05, epinet=1.2, recall_100k=0.015, quick=250.0) -> PerfReport:
+def fake_tracking(in_calls: float = 0.004, background: float = 0.0) -> TrackingCost:
+    """csv and mlflow against 1 s of untracked training: mlflow spends ``in_calls`` in its calls."""
+    parts = dict.fromkeys(PARTS, 0.0) | {"train": 1.0, "train_cpu": 0.5}
+    sides = {
+        NONE: parts,
+        "csv": parts | {"in_calls": 0.0001, "train": 1.2},  # a noisy side-by-side ratio: not the verdict
+        "mlflow": parts
+        | {"open": 0.02, "first_calls": 0.003, "close": 0.005, "in_calls": in_calls}
+        | {"background_cpu": background},
+    }
+    return TrackingCost(
+        iterations=90,
+        loss_every=50,
+        sides={side: {p: timing(v) for p, v in values.items()} for side, values in sides.items()},
+        first_open={"csv": 0.01, "mlflow": 1.6},
+        skipped={"wandb": "skipped: needs the wandb package, which is not installed: pip install epinet-bench[wandb]"},
+    )
+
+
+def fake_report(harness=1.05, epinet=1.2, recall_100k=0.015, quick=250.0, tracking=None) -> PerfReport:
     recall_rows = {
         1: {100: timing(1e-4), 100_000: timing(recall_100k)},
         2: {100: timing(1e-4), 100_000: timing(recall_100k / 2)},
@@ -57,17 +77,20 @@ def fake_report(harness=1.05, epinet=1.2, recall_100k=0.015, quick=250.0) -> Per
             QuickSweep(
                 "quick.yaml", 2, 0, quick, 950 * 2**20, SweepRuns({"a": 900 * 2**20}, {"a": 100.0}, {"a": 10.0})
             ),
+            tracking or fake_tracking(),
         ],
     )
 
 
 def verdicts(report: PerfReport) -> dict[str, str]:
-    return {r.measurement[:3]: r.verdict for r in report.rows() if r.verdict != "—"}
+    return {
+        r.measurement[:3]: r.verdict for r in report.rows() if r.verdict != "—" and "--log csv" not in r.measurement
+    }
 
 
 def test_targets_met_pass():
     report = fake_report()
-    assert [r.verdict for r in report.rows() if r.verdict != "—"] == ["pass"] * 4
+    assert [r.verdict for r in report.rows() if r.verdict != "—"] == ["pass"] * 6  # (f): csv and mlflow
     md = report.markdown()
     assert (
         "Test CPU (2 cores)" in md
@@ -81,7 +104,14 @@ def test_targets_met_pass():
 
 @pytest.mark.parametrize(
     "kwargs, failing",
-    [({"harness": 1.2}, "(a)"), ({"epinet": 1.5}, "(b)"), ({"recall_100k": 0.05}, "(c)"), ({"quick": 400.0}, "(e)")],
+    [
+        ({"harness": 1.2}, "(a)"),
+        ({"epinet": 1.5}, "(b)"),
+        ({"recall_100k": 0.05}, "(c)"),
+        ({"quick": 400.0}, "(e)"),
+        ({"tracking": fake_tracking(in_calls=0.031)}, "(f)"),
+        ({"tracking": fake_tracking(in_calls=0.02, background=0.011)}, "(f)"),  # W&B's service counts too
+    ],
 )
 def test_missed_target_fails(kwargs, failing):
     got = verdicts(fake_report(**kwargs))
@@ -105,7 +135,9 @@ def test_write_results_writes_json_and_markdown(tmp_path):
     report = fake_report()
     json_path, md_path = write_results(report, tmp_path / "out")
     data = json.loads(json_path.read_text())
-    assert list(data["measurements"]) == ["harness", "epinet_vs_replay", "recall", "admission", "quick"]
+    assert list(data["measurements"]) == ["harness", "epinet_vs_replay", "recall", "admission", "quick", "tracking"]
+    assert data["measurements"]["tracking"]["overhead"] == {"csv": pytest.approx(1e-4), "mlflow": pytest.approx(0.004)}
+    assert data["settings"]["targets"]["tracking_overhead"] == 0.03
     assert data["measurements"]["harness"]["ratio_harness_plain"] == pytest.approx(1.05)
     assert data["measurements"]["recall"]["by_threads"]["2"]["100000"]["median"] == pytest.approx(0.0075)
     assert [r["verdict"] for r in data["table"]] == [r.verdict for r in report.rows()]
@@ -225,3 +257,48 @@ def test_sweep_runs_reads_run_records(tmp_path):
     assert out.runs == 2 and out.peak_rss_bytes_max_run == 300
     assert out.train_seconds == {"epinet/split-mnist/seed0": 1.5, "naive/split-mnist/seed0": 1.5}
     assert sweep_runs(tmp_path / "missing").peak_rss_bytes_max_run is None
+
+
+def test_tracking_rows_separate_the_steady_state_from_the_fixed_cost():
+    rows = fake_tracking().rows()
+    assert [r.measurement.split(",")[0] for r in rows] == [
+        "(f) `--log csv`",
+        "(f) `--log mlflow`",
+        "(f) fixed cost per run: opening the tracker (its first open in a process",
+        "(f) `--log wandb`",
+    ]
+    assert rows[1].result.startswith("4.00 ms / 1.00 s = 0.40%; side by side: wall +0.0%, CPU +0.0%")
+    assert rows[0].result.split("; ")[1].startswith("side by side: wall +20.0%")
+    assert rows[2].result == "csv 0.00 ms (10.00 ms) + 0.00 ms + 0.00 ms; mlflow 20.00 ms (1.60 s) + 3.00 ms + 5.00 ms"
+    assert rows[3].result.endswith("pip install epinet-bench[wandb]") and rows[3].verdict == "—"
+
+
+def test_tracking_cost_times_the_trackers_own_calls(synthetic_mnist, monkeypatch):
+    """The measurement's code path on tiny inputs: each side trains with its tracker attached and
+    the tracker's calls are the ones timed; a missing package is a skipped row, not an error."""
+    import benchmarks.perf.tracking_cost as tracking_cost
+    from benchmarks.streams import build_benchmark
+    from benchmarks.tracking.sinks import CsvSink
+
+    calls = {"loss": 0, "row": 0}
+    for name in calls:
+        real = getattr(CsvSink, name)
+
+        def counted(self, *args, name=name, real=real):
+            calls[name] += 1
+            return real(self, *args)
+
+        monkeypatch.setattr(CsvSink, name, counted)
+    monkeypatch.setattr(tracking_cost, "installed", lambda t: t != "wandb")
+    bench = build_benchmark("split-mnist", synthetic_mnist, seed=0)
+    out = measure_tracking(bench, repeats=2, trackers=("csv", "wandb"), loss_every=1)
+    assert list(out.sides) == [NONE, "csv"] and out.trackers == ["csv"]
+    assert all(
+        list(parts) == list(PARTS) and all(len(t.samples) == 2 for t in parts.values()) for parts in out.sides.values()
+    )
+    # 3 rounds (warm-up + 2), each 2 experiences of one iteration: a loss and a row each
+    assert calls == {"loss": 6, "row": 6}
+    assert out.sides["csv"]["in_calls"].median > 0 and out.steady_seconds("csv") >= 0
+    assert list(out.first_open) == ["csv"] and out.skipped["wandb"].endswith("pip install epinet-bench[wandb]")
+    assert [r.measurement.split(",")[0] for r in out.rows()][::2] == ["(f) `--log csv`", "(f) `--log wandb`"]
+    assert set(json.loads(json.dumps(out.to_json()))["overhead"]) == {"csv"}

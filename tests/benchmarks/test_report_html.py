@@ -21,6 +21,7 @@ from benchmarks.cli import build_parser
 from benchmarks.report import load_runs, report
 from benchmarks.report import reproduction as rep
 from benchmarks.report.selection import nested_results
+from benchmarks.units import human_bytes
 from tests.benchmarks.run_records import MAIN, make_record, write_dataset, write_record
 
 REPO = Path(__file__).resolve().parents[2]
@@ -35,7 +36,7 @@ SGD,naive,split-mnist,,20.00,,paper
 
 class Page(HTMLParser):
     """What the tests read from the page: its tables (cells with their data-sort keys), every URL
-    it references, its element ids and the text of each <pre>."""
+    it references, its element ids, the text of each <pre> and its stylesheet."""
 
     def __init__(self, text: str):
         super().__init__()
@@ -43,7 +44,8 @@ class Page(HTMLParser):
         self.urls: list[str] = []
         self.ids: set[str] = set()
         self.pres: list[str] = []
-        self._table = self._cell = self._pre = None
+        self.style = ""
+        self._table = self._cell = self._pre = self._style = None
         self.feed(text)
         self.close()
 
@@ -59,9 +61,17 @@ class Page(HTMLParser):
         elif tag == "tr" and self._table is not None:
             self._table["rows"].append([])
         elif tag in ("td", "th") and self._table is not None:
-            self._cell = {"text": "", "sort": attrs.get("data-sort"), "value": attrs.get("data-value"), "tag": tag}
+            self._cell = {
+                "text": "",
+                "sort": attrs.get("data-sort"),
+                "value": attrs.get("data-value"),
+                "class": attrs.get("class"),
+                "tag": tag,
+            }
         elif tag == "pre":
             self._pre = ""
+        elif tag == "style":
+            self._style = ""
 
     def handle_endtag(self, tag):
         if tag in ("td", "th") and self._cell is not None:
@@ -74,12 +84,16 @@ class Page(HTMLParser):
         elif tag == "pre":
             self.pres.append(self._pre)
             self._pre = None
+        elif tag == "style":
+            self.style, self._style = self._style, None
 
     def handle_data(self, data):
         if self._cell is not None:
             self._cell["text"] += data
         if self._pre is not None:
             self._pre += data
+        if self._style is not None:
+            self._style += data
 
 
 def rows_by_first_cell(table: dict) -> dict[str, dict[str, dict]]:
@@ -195,6 +209,29 @@ def test_ablation_and_memory_tables_show_their_csvs(site):
         )
 
 
+def sorted_by_key(cells: dict[str, dict]) -> list[str]:
+    """The row names in the order the page's script sorts them: by each cell's data-sort number."""
+    return sorted(cells, key=lambda name: float(cells[name]["sort"]))
+
+
+def test_memory_cells_sort_by_their_bytes_not_their_text(site):
+    """'900 kB' must sort below '1.2 MB': the sort key is the byte count, the text its kB/MB/GB form."""
+    results, _, _, page = site
+    frame = load_runs(results).frame
+    main_bytes = frame[frame["role"] == "main"].groupby("strategy")["memory_bytes"].mean()
+    main = {s: row["memory"] for s, row in rows_by_first_cell(page.tables["table-main"]).items()}
+    memory_csv = pd.read_csv(results / "tables" / "memory.csv")
+    replay_bytes = memory_csv[memory_csv["strategy"] == "replay"].set_index("memory")["memory_bytes_mean"]
+    replay = {size: row["replay bytes"] for size, row in rows_by_first_cell(page.tables["table-memory"]).items()}
+    for cells, truth in ((main, main_bytes), (replay, {str(m): b for m, b in replay_bytes.items()})):
+        for name, cell in cells.items():
+            assert float(cell["sort"]) == pytest.approx(truth[name], rel=1e-12)
+            assert cell["text"] == human_bytes(truth[name])
+        assert sorted_by_key(cells) == sorted(cells, key=lambda name: truth[name])
+    # the hand-made byte counts span B, kB and MB, so the numbers in the text alone sort differently
+    assert sorted(replay, key=lambda size: float(replay[size]["text"].split()[0])) != sorted_by_key(replay)
+
+
 def test_nested_reproduction_table_shows_its_csv(site):
     results, _, _, page = site
     table_id = "table-paper2020-reproduction-paper2020"
@@ -216,6 +253,15 @@ def test_heatmap_is_the_mean_matrix_over_seeds_and_each_seed_is_listed(site):
     heatmap = page.tables["runs-permuted-mnist-ewc-matrix"]
     shown = np.array([[float(c["value"]) for c in row if c["tag"] == "td"] for row in heatmap["rows"]])
     np.testing.assert_allclose(shown, expected, rtol=1e-12)
+    # each cell is coloured as the figures colour its value (to 0.01, the precision it shows)
+    from matplotlib import colormaps
+    from matplotlib.colors import to_hex
+
+    for row in heatmap["rows"]:
+        for cell in (c for c in row if c["tag"] == "td"):
+            step = round(float(cell["value"]) * 100)
+            assert cell["class"] == f"h{step}" and cell["text"] == f"{float(cell['value']):.2f}"
+            assert f".h{step}{{background:{to_hex(colormaps['viridis'](step / 100))};" in page.style
     runs = page.tables["runs-permuted-mnist-ewc-runs"]
     assert [r[0]["text"] for r in runs["rows"]] == [str(s) for s in range(len(MAIN["permuted-mnist", "ewc"][0]))]
     finals = [float(r[1]["sort"]) for r in runs["rows"]]
@@ -230,7 +276,37 @@ def test_each_run_shows_its_config_and_code_version(site):
     configs = [json.loads(text) for text in page.pres]
     record = json.loads(next((results / "runs" / "split-mnist" / "epinet").glob("*/seed7.json")).read_text())
     assert record["config"] in configs
-    assert len(configs) == len(load_runs(results).frame.query("role == 'main'"))
+    shown = load_runs(results).frame, load_runs(results / "paper2020").frame  # every run of the page's tables
+
+    def key(config: dict) -> str:
+        return json.dumps(config, sort_keys=True)
+
+    assert sorted(map(key, configs)) == sorted(key(c) for frame in shown for c in frame["config"])
+
+
+def test_every_configuration_the_tables_show_has_its_heatmap_and_runs(site):
+    """Not only the main runs: each ablation variant, each memory budget (here two budgets of one
+    variant name) and the nested reproduction runs have their own group, its heatmap their mean."""
+    results, _, _, page = site
+    groups = {  # config hash -> (runs table id, its rows) for every group of the page
+        table["rows"][0][5]["text"]: (table_id, table["rows"])
+        for table_id, table in page.tables.items()
+        if table_id.endswith("-runs") and len({row[5]["text"] for row in table["rows"]}) == 1
+    }
+    nested = load_runs(results / "paper2020").frame
+    others = pd.concat([load_runs(results).frame.query("role != 'main'"), nested], ignore_index=True)
+    assert set(others["role"]) == {"ablation", "memory", "reproduction"}
+    for config_hash, runs in others.groupby("config_hash"):
+        table_id, rows = groups[config_hash]
+        assert [row[0]["text"] for row in rows] == [str(s) for s in sorted(runs["seed"])]
+        heatmap = page.tables[table_id.removesuffix("-runs") + "-matrix"]
+        shown = np.array([[float(c["value"]) for c in row if c["tag"] == "td"] for row in heatmap["rows"]])
+        expected = np.mean([np.asarray(m) for m in runs["accuracy_matrix"]], axis=0)
+        np.testing.assert_allclose(shown, expected, rtol=1e-12)
+    # the memory role's groups in order of budget: replay at 100 before replay at 1000
+    memory = others.query("role == 'memory' and strategy == 'replay'").sort_values("memory")
+    order = [groups[h][0] for h in memory.drop_duplicates("config_hash")["config_hash"]]
+    assert len(order) == 2 and sorted(order, key=list(page.tables).index) == order
 
 
 def test_no_page_without_the_flag(tmp_path):

@@ -153,6 +153,34 @@ def test_a_sweep_is_an_mlflow_experiment_with_one_run_per_grid_point(mlflow_swee
         assert sorted(m.step for m in losses)[:2] == [1, 1 + EVERY]
 
 
+def test_a_resumed_sweep_logs_only_the_grid_points_it_runs(tmp_path, synthetic_root):
+    """Reused results log nothing; a grid point run again (its result gone) is a second MLflow run
+    under the same name: one MLflow run per run executed, as the README says."""
+    pytest.importorskip("mlflow", reason="the mlflow extra is not installed")
+    from mlflow.tracking import MlflowClient
+
+    results = tmp_path / "results"
+    tracking = Tracking(("mlflow",), results, "resumed", loss_every=EVERY)
+
+    def sweep_seeds(*seeds):
+        configs = [config(synthetic_root, s) for s in seeds]
+        report = sweep(configs, results, Serial(), progress=False, log=lambda _: None, tracking=tracking)
+        assert not report.failed, report.failed
+        return [c.seed for c in report.ran]
+
+    def mlflow_runs() -> list[tuple[str, str]]:
+        client = MlflowClient((results / "mlruns").resolve().as_uri())
+        runs = client.search_runs([client.get_experiment_by_name("resumed").experiment_id])
+        return sorted((run.data.tags["seed"], run.info.status) for run in runs)
+
+    assert sweep_seeds(0, 1) == [0, 1] and mlflow_runs() == [("0", "FINISHED"), ("1", "FINISHED")]
+    assert sweep_seeds(0, 1, 2) == [2]  # 0 and 1 reused
+    assert mlflow_runs() == [("0", "FINISHED"), ("1", "FINISHED"), ("2", "FINISHED")]
+    result_path(results, config(synthetic_root, 0)).unlink()
+    assert sweep_seeds(0, 1, 2) == [0]
+    assert mlflow_runs() == [("0", "FINISHED"), ("0", "FINISHED"), ("1", "FINISHED"), ("2", "FINISHED")]
+
+
 def test_wandb_writes_an_offline_run(tmp_path, synthetic_root, synthetic_mnist):
     pytest.importorskip("wandb", reason="the wandb extra is not installed")
     results, cfg, record = tracked(tmp_path, synthetic_root, synthetic_mnist, ["wandb"])
