@@ -18,9 +18,10 @@ any data is read, and a missing package is one line naming the extra to install.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
+
+from benchmarks.extras import require
 
 BACKENDS = ("csv", "tensorboard", "mlflow", "wandb")
 # backend -> (module that must be importable, extra of epinet-bench that installs it)
@@ -62,11 +63,7 @@ def check_installed(backends) -> None:
     for backend in backends:
         if backend in PACKAGES:
             module, extra = PACKAGES[backend]
-            if importlib.util.find_spec(module) is None:
-                raise ValueError(
-                    f"--log {backend} needs the {module} package, which is not installed:"
-                    f" pip install epinet-bench[{extra}]"
-                )
+            require(module, extra, f"--log {backend}")
 
 
 def tracking_from(args, results_dir: Path, experiment: str) -> Tracking | None:
