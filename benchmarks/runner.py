@@ -20,7 +20,8 @@ from baselines.setup import StrategySetup
 from benchmarks import metrics
 from benchmarks.config import RunConfig
 from benchmarks.data import MNIST, load_mnist
-from benchmarks.provenance import code_version, machine, package_versions
+from benchmarks.devices import resolve
+from benchmarks.provenance import code_version, device_info, machine, package_versions
 from benchmarks.store import SCHEMA_VERSION, result_path, write_atomic
 from benchmarks.streams import build_benchmark
 from benchmarks.tracking import Tracking
@@ -101,8 +102,8 @@ def peak_rss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
 
 
-def strategy_setup(config: RunConfig, bench, plugins: list) -> StrategySetup:
-    """The shared settings every strategy of ``config`` is built from."""
+def strategy_setup(config: RunConfig, bench, plugins: list, device: str = "cpu") -> StrategySetup:
+    """The shared settings every strategy of ``config`` is built from, on ``device``."""
     return StrategySetup(
         backbone=config.backbone,
         mlp_width=config.mlp_width,
@@ -118,16 +119,24 @@ def strategy_setup(config: RunConfig, bench, plugins: list) -> StrategySetup:
         n_experiences=len(bench.train_stream),
         class_masks=bench.class_masks,
         fast_data=config.fast_data,
+        device=str(device),
         plugins=plugins,
     )
 
 
 def run(
-    config: RunConfig, *, data: MNIST | None = None, progress: bool = True, tracking: Tracking | None = None
+    config: RunConfig,
+    *,
+    data: MNIST | None = None,
+    progress: bool = True,
+    tracking: Tracking | None = None,
+    device: str = "cpu",
 ) -> dict:
-    """Train and evaluate one configuration; return the run record (not yet written). With
+    """Train and evaluate one configuration on ``device`` (``benchmarks.devices``: auto, cpu,
+    cuda[:N]); return the run record (not yet written), which names the device. With
     ``tracking``, the loss, each accuracy-matrix row and the final metrics also go to its trackers;
     the record is the same either way."""
+    device = resolve(device)  # before the data: a missing GPU fails at once
     data = data or load_mnist(config.data_root)
     bench = build_benchmark(
         config.benchmark,
@@ -145,7 +154,7 @@ def run(
     accuracy = AccuracyPlugin()
     harness_plugins = [accuracy] + ([ProgressPlugin(f"{config.strategy}/{config.benchmark}")] if progress else [])
     with Tracker(tracking, config) as tracker:
-        setup = strategy_setup(config, bench, harness_plugins + tracker.plugins)
+        setup = strategy_setup(config, bench, harness_plugins + tracker.plugins, device)
         strategy = spec.build(setup, options)
         matrix, train_seconds, eval_seconds = train_and_evaluate(
             config, bench, spec, strategy, accuracy, progress, tracker
@@ -171,6 +180,7 @@ def run(
         "git_commit": version["git_commit"],
         "git_dirty": version["dirty"],
         "machine": machine(),
+        "device": device_info(device),
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
 
@@ -210,7 +220,8 @@ def run_and_store(
     progress: bool = True,
     data: MNIST | None = None,
     tracking: Tracking | None = None,
+    device: str = "cpu",
 ) -> dict:
-    record = run(config, data=data, progress=progress, tracking=tracking)
+    record = run(config, data=data, progress=progress, tracking=tracking, device=device)
     write_atomic(result_path(results_dir, config), record)
     return record
