@@ -32,6 +32,7 @@ class PerfReport:
     machine: dict[str, Any]  # benchmarks.provenance.machine()
     versions: dict[str, str]  # benchmarks.provenance.package_versions()
     code: dict[str, Any]  # benchmarks.provenance.code_version()
+    device: dict[str, Any] | None = None  # benchmarks.provenance.device_info(): where (a) to (f) trained
     repeats: int
     threads: int  # torch threads in the timing process
     data_root: str = ""
@@ -44,8 +45,9 @@ class PerfReport:
 
     def markdown(self) -> str:
         mc, v = self.machine, self.versions
+        on = "" if not self.device or self.device["type"] == "cpu" else f", training on {self.device['name']}"
         lines = [
-            f"Measured {self.created} on {mc['cpu']} ({mc['cores']} cores), {mc['platform']}, "
+            f"Measured {self.created} on {mc['cpu']} ({mc['cores']} cores){on}, {mc['platform']}, "
             f"Python {v['python']}, torch {v['torch']}, Avalanche {v['avalanche-lib']}; "
             f"{self.threads} torch thread(s) per process, medians of {self.repeats} interleaved repeats; "
             f"load average before/after: {_load(self.load_before)} / {_load(self.load_after)}.",
@@ -60,6 +62,7 @@ class PerfReport:
         return {
             "created": self.created,
             "machine": self.machine,
+            "device": self.device,
             "versions": self.versions,
             "code": self.code,
             "settings": {

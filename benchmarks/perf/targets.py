@@ -4,6 +4,7 @@ HARNESS_RATIO = 1.10  # (a) harness / plain loop
 EPINET_REPLAY_RATIO = 1.30  # (b) EpiNet / replay, per experience
 RECALL_100K_MS = 20.0  # (c) 128 queries against 100,000 memories
 QUICK_SECONDS = 300.0  # (e) quick.yaml with --jobs 2
+RAY_OVERHEAD_RATIO = 1.10  # (f) quick.yaml on an embedded Ray / on the local pool, --jobs 2 each
 PAPER_SECONDS = 3600.0  # paper.yaml with --jobs 2 (not run by perf)
 
 ALL = {
@@ -11,5 +12,6 @@ ALL = {
     "epinet_replay_ratio": EPINET_REPLAY_RATIO,
     "recall_100k_ms": RECALL_100K_MS,
     "quick_seconds": QUICK_SECONDS,
+    "ray_overhead_ratio": RAY_OVERHEAD_RATIO,
     "paper_seconds": PAPER_SECONDS,
 }
