@@ -32,12 +32,12 @@ class PerfReport:
     machine: dict[str, Any]  # benchmarks.provenance.machine()
     versions: dict[str, str]  # benchmarks.provenance.package_versions()
     code: dict[str, Any]  # benchmarks.provenance.code_version()
-    device: dict[str, Any] | None = None  # benchmarks.provenance.device_info(): where (a) to (f) trained
     repeats: int
     threads: int  # torch threads in the timing process
     data_root: str = ""
     load_before: list[float] | None = None
     load_after: list[float] | None = None
+    device: dict[str, Any] | None = None  # benchmarks.provenance.device_info(): where (a) to (f) trained
     measurements: list[Measurement] = field(default_factory=list)
 
     def rows(self) -> list[Row]:
