@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import math
 import re
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -127,8 +128,14 @@ def backend_from(args, threads: int, n_runs: int) -> Backend:
         array_parallelism=_at_least(1, "--slurm-array-parallelism", value["slurm_array_parallelism"]),
         cluster=value["slurm_cluster"],
     )
+    device = device_for_gpus(args.device, gpus, "--slurm-gpus-per-run")
     local = value["slurm_cluster"] == "local"
-    return Backend(array, device_for_gpus(args.device, gpus, "--slurm-gpus-per-run"), n_runs if local else None)
+    if not local and not (shutil.which("sbatch") and shutil.which("srun")):
+        raise ValueError(
+            "--backend slurm submits with Slurm's sbatch and srun, not found here: run the sweep on the"
+            " cluster's login node, or add --slurm-cluster local to try the array on this machine"
+        )
+    return Backend(array, device, n_runs if local else None)
 
 
 def device_for_gpus(given: str | None, gpus: float, flag: str) -> str:

@@ -21,11 +21,11 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks.interrupts import raise_on_signals
-from benchmarks.sweep import signals_blocked
+from benchmarks.interrupts import Interrupted, signals_deferred
 from benchmarks.worker import outcome
 
 # Test hook: a folder of tickets ``<config hash>-seed<N>``; a task that finds its ticket takes
@@ -65,9 +65,10 @@ class RayPool:
     def map(self, fn, configs):
         import ray
 
-        started = self._connect(ray)
+        starts = not ray.is_initialized()  # a Ray this process did not start (a test's) stays up
         pending: dict = {}
         try:
+            self._connect(ray)
             self._check_fits(ray)
             task = ray.remote(
                 num_cpus=self.threads_per_job,
@@ -81,26 +82,34 @@ class RayPool:
                 ready, _ = ray.wait(list(pending), num_returns=1, timeout=self.poll)
                 for ref in ready:
                     yield pending.pop(ref), self._outcome(ray, ref)
+        except SystemError as err:
+            # A signal handler that raises inside Ray's compiled code comes out wrapped in a
+            # SystemError: what the sweep must see is the interruption itself.
+            if isinstance(err.__cause__, Interrupted | KeyboardInterrupt):
+                raise err.__cause__ from None
+            raise
         finally:
-            with signals_blocked():
+            with signals_deferred():  # the cancelling and the stopping are not cut short
                 for ref in pending:
                     ray.cancel(ref, force=True)
-                if started:  # a Ray this process did not start (a test's, a cluster) stays up
+                if starts and ray.is_initialized():  # disconnects from a cluster; stops a local Ray
                     ray.shutdown()
 
-    def _connect(self, ray) -> bool:
-        """Connect (or start a local Ray); True if this call did, so the sweep disconnects after."""
+    def _connect(self, ray) -> None:
+        """Connect to the cluster, or start a local Ray, unless this process already did."""
         if ray.is_initialized():
-            return False
-        ray.init(
-            address=self.address or "local",  # "local": a new Ray even if one runs here (ray.init's default joins it)
-            num_cpus=None if self.address else self.cpus,
-            include_dashboard=False,
-            log_to_driver=False,  # the runs are quiet; a failure comes back with its exception
-            logging_level=logging.ERROR,  # the sweep's output stays as with the local pool
-        )
-        raise_on_signals()  # ray.init replaced the SIGTERM handler with one that exits at once
-        return True
+            return
+        handler = signal.getsignal(signal.SIGTERM)
+        try:
+            ray.init(
+                address=self.address or "local",  # "local": a new Ray, not one that runs here (ray.init's default)
+                num_cpus=None if self.address else self.cpus,
+                include_dashboard=False,
+                log_to_driver=False,  # the runs are quiet; a failure comes back with its exception
+                logging_level=logging.ERROR,  # the sweep's output stays as with the local pool
+            )
+        finally:
+            signal.signal(signal.SIGTERM, handler)  # ray.init put in one that exits at once, with no cleanup
 
     def _check_fits(self, ray) -> None:
         """A task that no node can hold would wait forever: say so instead."""
