@@ -126,4 +126,5 @@ class RayPool:
             return ray.get(ref)  # the record, or the exception the run raised
         except RayError as err:  # its worker or node died, on every try
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            return RuntimeError(f"Ray lost the run {self.max_retries + 1} times ({type(err).__name__}): {first}")
+            tries = f"{self.max_retries + 1} tr{'y' if self.max_retries == 0 else 'ies'}"
+            return RuntimeError(f"Ray lost the run on {tries} ({type(err).__name__}): {first}")

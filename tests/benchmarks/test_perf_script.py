@@ -15,6 +15,7 @@ from benchmarks.perf.admission import AdmissionCost
 from benchmarks.perf.command import write_results
 from benchmarks.perf.harness import HarnessVsPlain
 from benchmarks.perf.per_experience import EpiNetVsReplay
+from benchmarks.perf.ray_overhead import RayOverhead
 from benchmarks.perf.recall import RecallLatency, measure_recall
 from benchmarks.perf.report import PerfReport
 from benchmarks.perf.steps import measure_bare_steps
@@ -169,3 +170,38 @@ def test_sweep_runs_reads_run_records(tmp_path):
     assert out.runs == 2 and out.peak_rss_bytes_max_run == 300
     assert out.train_seconds == {"epinet/split-mnist/seed0": 1.5, "naive/split-mnist/seed0": 1.5}
     assert sweep_runs(tmp_path / "missing").peak_rss_bytes_max_run is None
+
+
+# ----------------------------------------------------------------------------- (f) Ray, and the device
+
+
+def ray_overhead(local: float, ray: float, returncode: int = 0) -> RayOverhead:
+    runs = SweepRuns({"a": 1, "b": 1}, {"a": 60.0, "b": 60.0}, {"a": 10.0, "b": 10.0})  # 140 s of own work
+    return RayOverhead("quick.yaml", 2, local, ray, returncode, runs, runs)
+
+
+def test_ray_overhead_is_judged_on_the_wall_time_ratio():
+    assert ray_overhead(100.0, 109.0).rows()[0].verdict == "pass"
+    assert ray_overhead(100.0, 111.0).rows()[0].verdict == "**FAIL**"
+    assert ray_overhead(100.0, 50.0, returncode=1).rows()[0].verdict == "**FAIL**"  # a failed sweep, however fast
+    # worker time outside the runs' own work, per run: (2 x 110 - 140) / 2 = 40 s against (2 x 100 - 140) / 2 = 30 s
+    assert ray_overhead(100.0, 110.0).rows()[1].result == "40.0 s / 30.0 s (+10.0 s per run)"
+    data = ray_overhead(100.0, 110.0).to_json()
+    assert data["ratio"] == pytest.approx(1.1)
+    assert data["overhead_seconds_per_run"] == {"ray": pytest.approx(40.0), "local": pytest.approx(30.0)}
+
+
+def test_report_names_the_device_it_trained_on(tmp_path):
+    report = fake_report()
+    report.device = {"type": "cpu", "name": "Test CPU"}
+    assert "training on" not in report.markdown()
+    report.device = {"type": "cuda", "index": 0, "name": "NVIDIA H100 80GB HBM3", "cuda": "13.0"}
+    assert "on Test CPU (2 cores), training on NVIDIA H100 80GB HBM3," in report.markdown()
+    json_path, _ = write_results(report, tmp_path)
+    assert json.loads(json_path.read_text())["device"]["name"] == "NVIDIA H100 80GB HBM3"
+
+
+def test_cli_parses_device_and_skip_ray():
+    args = build_parser().parse_args(["perf", "--device", "cuda:1", "--skip-ray"])
+    assert (args.device, args.skip_ray, args.skip_quick) == ("cuda:1", True, False)
+    assert build_parser().parse_args(["perf"]).device is None  # devices.parse makes it cpu

@@ -96,7 +96,7 @@ def test_with_no_retries_a_lost_run_is_reported_and_the_others_finish(local_ray,
     crash_ticket(crash_dir, victim).touch()
     report = quiet_sweep(configs, tmp_path / "res", RayPool(threads_per_job=1, max_retries=0))
     ((failed, why),) = report.failed
-    assert failed == victim and "Ray lost the run 1 times" in why
+    assert failed == victim and "Ray lost the run on 1 try (" in why
     assert len(report.ran) == 1 and not result_path(tmp_path / "res", victim).exists()
 
 
