@@ -1,10 +1,18 @@
 """``--backend slurm`` end to end through submitit's LocalExecutor (``--slurm-cluster local``):
 the array's tasks write their results into the results directory, the sweep reports and
-resumes as with the local pool, and a run that raises is reported by its own error.
+resumes as with the local pool, a run that raises is reported by its own error, and SIGTERM
+cancels the array's unfinished tasks.
 (What the Slurm flags become in the sbatch script: test_backends_cli.py.)"""
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
 import pytest
 
 from benchmarks.cli import main
@@ -14,6 +22,8 @@ from benchmarks.sweep import Serial, sweep
 
 pytest.importorskip("submitit", reason="the slurm extra is not installed (pip install epinet-bench[slurm])")
 from benchmarks.backends.slurm_array import SlurmArray  # noqa: E402 (needs submitit)
+
+REPO = Path(__file__).resolve().parents[2]
 
 SWEEP = """
 name: slurm
@@ -57,3 +67,55 @@ def test_a_run_that_raises_is_reported_by_its_own_error(tmp_path, synthetic_root
     report = sweep(configs, tmp_path / "res", array, progress=False, log=lambda *a: None, warn=lambda *a: None)
     ((failed, why),) = report.failed
     assert failed == configs[0] and why.startswith("DataError") and "no-data" in why
+
+
+SLOW = """
+name: slurm-slow
+seeds: [0, 1]
+defaults: {epochs: 400, batch_size: 16, n_experiences: 2}  # minutes: only a cancelled run ends early
+experiments:
+  - {name: main, benchmarks: [split-mnist], strategies: [naive]}
+"""
+
+
+def test_sigterm_cancels_the_arrays_unfinished_tasks(tmp_path, synthetic_root):
+    """The sweep stops with 143 and takes its array tasks with it within seconds: none runs on to
+    write a result, nothing half-written is left."""
+    sweep_file, results, log = tmp_path / "slow.yaml", tmp_path / "res", tmp_path / "sweep.log"
+    sweep_file.write_text(SLOW)
+    command = [sys.executable, "-m", "benchmarks.cli", "sweep", str(sweep_file), "--backend", "slurm",
+               "--slurm-cluster", "local", "-q", "--data-root", str(synthetic_root),
+               "--results", str(results)]  # fmt: skip
+    # Output to a file: the array's tasks inherit it, and a pipe would stay open while any runs.
+    with open(log, "w") as out:
+        proc = subprocess.Popen(command, cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
+    sweep_proc = psutil.Process(proc.pid)
+
+    def tasks():
+        return [p for p in _descendants(sweep_proc) if "submitit.core._submit" in _cmd(p)]
+
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and len(tasks()) < 2:
+        time.sleep(0.2)
+    started = _descendants(sweep_proc)
+    assert len(tasks()) == 2, "the array's two tasks did not start within 120 s"
+    time.sleep(3)  # into the runs (imports), not only their start
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 143, log.read_text()
+    _, alive = psutil.wait_procs(started, timeout=20)
+    assert [p for p in alive if p.is_running() and p.status() != psutil.STATUS_ZOMBIE] == []
+    assert list(results.rglob("seed*.json")) == [] and list(results.rglob("*.tmp")) == []
+
+
+def _descendants(proc: psutil.Process) -> list[psutil.Process]:
+    try:
+        return proc.children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+
+
+def _cmd(proc: psutil.Process) -> str:
+    try:
+        return " ".join(proc.cmdline())
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+        return ""
