@@ -26,9 +26,10 @@ def build(setup, options):
             self.seen_classes = torch.zeros(setup.n_classes, dtype=torch.bool)
 
         def before_backward(self, strategy, **kwargs):
-            present = torch.zeros(setup.n_classes, dtype=torch.bool)
+            # on the labels' device: a CPU mask indexed by a GPU tensor is an error
+            present = torch.zeros(setup.n_classes, dtype=torch.bool, device=strategy.mb_y.device)
             present[strategy.mb_y.unique()] = True
-            self.seen_classes = self.seen_classes | present
+            self.seen_classes = self.seen_classes.to(present.device) | present
             if strategy.clock.train_exp_counter == 0:
                 return
             allowed = present.clone()

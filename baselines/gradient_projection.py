@@ -107,7 +107,7 @@ def gem_project(g: torch.Tensor, G: torch.Tensor, margin: float, eps: float = 1e
     rounding), the small QP is solved in float64 by quadprog."""
     n = len(G)
     gram = (G @ G.T).double()
-    gram = 0.5 * (gram + gram.T) + eps * torch.eye(n, dtype=torch.float64)
+    gram = 0.5 * (gram + gram.T) + eps * torch.eye(n, dtype=torch.float64, device=gram.device)
     v = quadprog.solve_qp(gram.cpu().numpy(), -(G @ g).double().cpu().numpy(), np.eye(n), np.full(n, margin))[0]
     return g + torch.from_numpy(v).to(G) @ G
 

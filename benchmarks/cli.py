@@ -11,6 +11,8 @@ import sys
 import typing
 from pathlib import Path
 
+from benchmarks.backends import add_backend_flags
+from benchmarks.devices import add_device_flag
 from benchmarks.interrupts import Interrupted, raise_on_signals
 from benchmarks.run_flags import add_run_flags, run_fields
 from benchmarks.tracking import add_tracking_flags, tracking_from
@@ -62,6 +64,7 @@ def cmd_data(args) -> int:
 
 
 def cmd_run(args) -> int:
+    from benchmarks import devices
     from benchmarks.config import make_run_config
     from benchmarks.data import check_root, read_arrays
     from benchmarks.resources import check_memory_fits
@@ -70,10 +73,12 @@ def cmd_run(args) -> int:
     config = make_run_config("arguments", **run_fields(args))
     tracking = tracking_from(args, args.results, config.experiment)
     threads = _threads(args.threads)
+    device = devices.parse(args.device)
     root = check_root(config.data_root)
     arrays = read_arrays(root)  # fail on data before building anything; trained on below, read once
     check_memory_fits([config])
     ensure_writable(args.results)
+    devices.resolve(device)  # imports torch: last, once everything cheaper is known to be right
 
     import torch
 
@@ -83,7 +88,7 @@ def cmd_run(args) -> int:
 
     torch.set_num_threads(threads)
     record = run_and_store(
-        config, args.results, progress=not args.quiet, data=tensors_from(arrays, root), tracking=tracking
+        config, args.results, progress=not args.quiet, data=tensors_from(arrays, root), tracking=tracking, device=device
     )
     print(format_summary(summary(runs_frame([record]))))
     print("accuracy matrix (row i: after training experience i):")
@@ -94,27 +99,31 @@ def cmd_run(args) -> int:
 
 
 def cmd_sweep(args) -> int:
+    from benchmarks import devices
+    from benchmarks.backends import backend_from
     from benchmarks.config import load_sweep
     from benchmarks.data import check_root, read_arrays
     from benchmarks.resources import check_memory_fits
     from benchmarks.store import ensure_writable
-    from benchmarks.sweep import LocalPool, sweep
+    from benchmarks.sweep import sweep
 
-    if args.jobs < 1:
-        raise ValueError(f"--jobs must be at least 1 (got {args.jobs})")
     threads = _threads(args.threads)
     sweep_config = load_sweep(args.config)
-    sweep_config.runs()  # every grid point validates before the data root is even looked up
+    grid = sweep_config.runs()  # every grid point validates before the data root is even looked up
+    backend = backend_from(args, threads, len(grid))
     tracking = tracking_from(args, args.results, sweep_config.name)
     root = check_root(args.data_root)
     configs = sweep_config.runs(data_root=str(root))
-    read_arrays(root)  # check the data once, before any worker starts
-    check_memory_fits(configs, concurrent=args.jobs)
+    read_arrays(root)  # check the data once, before any worker starts (workers elsewhere read the same path)
+    if backend.here is not None:  # the runs share this machine's memory
+        check_memory_fits(configs, concurrent=backend.here)
     ensure_writable(args.results)
+    if backend.here is not None and backend.device != "auto":
+        devices.resolve(backend.device)  # the GPU asked for is here (elsewhere each run checks its own)
     log = _log(args.quiet)
     report = sweep(
-        configs, args.results, LocalPool(jobs=args.jobs, threads_per_job=threads),
-        progress=not args.quiet, log=log, warn=_warn, rerun_stale=args.rerun_stale, tracking=tracking,
+        configs, args.results, backend.executor, progress=not args.quiet, log=log, warn=_warn,
+        rerun_stale=args.rerun_stale, tracking=tracking, device=backend.device,
     )  # fmt: skip
 
     from benchmarks.aggregate import format_summary, runs_frame, summary
@@ -138,13 +147,17 @@ def cmd_report(args) -> int:
 def cmd_perf(args) -> int:
     if args.repeats < 1 or args.threads < 1:
         raise ValueError(f"--repeats and --threads must be at least 1 (got {args.repeats} and {args.threads})")
+    from benchmarks import devices
     from benchmarks.perf import run_perf, write_results
 
+    device = devices.parse(args.device)
     report = run_perf(
         repeats=args.repeats,
         data_root=args.data_root,
         threads=args.threads,
         quick=not args.skip_quick,
+        ray=not args.skip_ray,
+        device=device,
         log=_log(args.quiet),
     )
     json_path, md_path = write_results(report, args.out)
@@ -254,13 +267,15 @@ def build_parser() -> argparse.ArgumentParser:
     add_run_flags(p)
     add_tracking_flags(p)
     threads(p, "of the run")
+    add_device_flag(p)
     p.set_defaults(fn=cmd_run)
 
     p = sub.add_parser("sweep", help="run a grid from a YAML config; finished runs are reused")
     common(p)
     p.add_argument("config", type=Path, help="e.g. benchmarks/configs/quick.yaml")
-    p.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
-    threads(p, "per worker")
+    add_backend_flags(p)  # --backend, --jobs and each backend's own flags
+    threads(p, "per run (the CPUs a Ray task or a Slurm array task reserves)")
+    add_device_flag(p)
     p.add_argument(
         "--rerun-stale",
         action="store_true",
@@ -343,7 +358,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", type=Path, default=DEFAULT_RESULTS, help="where perf.json and perf.md go (default: results)"
     )
     threads(p, "in the timing process")
-    p.add_argument("--skip-quick", action="store_true", help="skip (e), the full quick.yaml sweep (a few minutes)")
+    add_device_flag(p, "where the measurements train: cpu, cuda, cuda:N or auto (default: cpu)")
+    p.add_argument(
+        "--skip-quick", action="store_true", help="skip (e) and (f), the full quick.yaml sweeps (a few minutes each)"
+    )
+    p.add_argument(
+        "--skip-ray", action="store_true", help="skip (f), quick.yaml on an embedded Ray against (e)'s local pool"
+    )
     p.set_defaults(fn=cmd_perf)
     return parser
 

@@ -9,6 +9,7 @@ installs it before importing anything heavy.
 from __future__ import annotations
 
 import signal
+from contextlib import contextmanager
 
 EXIT_ON_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
@@ -35,3 +36,20 @@ def raise_on_signals() -> None:
     # A child inherits its parent's signal mask, and a sweep starts its workers with these
     # signals blocked (so that none is lost between start and bookkeeping): unblock them here.
     signal.pthread_sigmask(signal.SIG_UNBLOCK, set(EXIT_ON_SIGNAL))
+
+
+@contextmanager
+def signals_deferred():
+    """SIGINT and SIGTERM wait until the block is done, then raise ``Interrupted`` as usual:
+    for cleanup that must not be cut short (stopping a Ray). Blocking the signals would not do
+    where other threads run (Ray's): one of them takes the signal, and the main thread runs
+    the handler at its next check, wherever that is."""
+    caught: list[int] = []
+    previous = {signum: signal.signal(signum, lambda signum, frame: caught.append(signum)) for signum in EXIT_ON_SIGNAL}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        if caught:
+            raise Interrupted(caught[0])

@@ -1,4 +1,4 @@
-"""Where a number came from: package versions, the machine, torch threads and the code version.
+"""Where a number came from: package versions, the machine, the device, torch threads and the code version.
 
 Every run record and ``perf.json`` take their provenance from here (one collector), so a
 result can be traced to the code, the CPU and the thread count that produced it.
@@ -77,4 +77,23 @@ def machine() -> dict[str, object]:
         "cores": os.cpu_count(),
         "usable_cores": usable_cores(),
         "torch_threads": torch.get_num_threads(),
+    }
+
+
+def device_info(device) -> dict[str, object]:
+    """The device a run or a timing used, by name: the GPU's (``torch.cuda.get_device_name``) or
+    the CPU model's. For a GPU, also the CUDA version torch was built with and the peak memory
+    torch allocated on it (read when called: at the end of a run, the run's peak)."""
+    import torch
+
+    device = torch.device(device)
+    if device.type != "cuda":
+        return {"type": device.type, "name": cpu_model()}
+    index = torch.cuda.current_device() if device.index is None else device.index
+    return {
+        "type": "cuda",
+        "index": index,
+        "name": torch.cuda.get_device_name(index),
+        "cuda": torch.version.cuda,
+        "peak_allocated_bytes": torch.cuda.max_memory_allocated(index),
     }

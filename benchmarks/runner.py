@@ -21,7 +21,8 @@ from baselines.setup import StrategySetup
 from benchmarks import metrics
 from benchmarks.config import RunConfig
 from benchmarks.data import MNIST, load_mnist
-from benchmarks.provenance import code_version, machine, package_versions
+from benchmarks.devices import resolve
+from benchmarks.provenance import code_version, device_info, machine, package_versions
 from benchmarks.store import SCHEMA_VERSION, result_path, write_atomic
 from benchmarks.streams import Benchmark, build_benchmark
 from benchmarks.tracking import Tracking
@@ -102,8 +103,8 @@ def peak_rss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
 
 
-def strategy_setup(config: RunConfig, bench, plugins: list) -> StrategySetup:
-    """The shared settings every strategy of ``config`` is built from."""
+def strategy_setup(config: RunConfig, bench, plugins: list, device: str = "cpu") -> StrategySetup:
+    """The shared settings every strategy of ``config`` is built from, on ``device``."""
     return StrategySetup(
         backbone=config.backbone,
         mlp_width=config.mlp_width,
@@ -119,6 +120,7 @@ def strategy_setup(config: RunConfig, bench, plugins: list) -> StrategySetup:
         n_experiences=len(bench.train_stream),
         class_masks=bench.class_masks,
         fast_data=config.fast_data,
+        device=str(device),
         plugins=plugins,
     )
 
@@ -130,12 +132,15 @@ def run(
     progress: bool = True,
     tracking: Tracking | None = None,
     extra_plugins: Callable[[Benchmark], Sequence[SupervisedPlugin]] | None = None,
+    device: str = "cpu",
 ) -> dict:
-    """Train and evaluate one configuration; return the run record (not yet written). With
+    """Train and evaluate one configuration on ``device`` (``benchmarks.devices``: auto, cpu,
+    cuda[:N]); return the run record (not yet written), which names the device. With
     ``tracking``, the loss, each accuracy-matrix row and the final metrics also go to its trackers;
     the record is the same either way. ``extra_plugins(benchmark)``, if given, returns more plugins
     for the strategy (after the harness's): observers that need the run's own streams, such as
     ``benchmarks.diagnostics``, which probes on the validation stream."""
+    device = resolve(device)  # before the data: a missing GPU fails at once
     data = data or load_mnist(config.data_root)
     bench = build_benchmark(
         config.benchmark,
@@ -154,7 +159,7 @@ def run(
     harness_plugins = [accuracy] + ([ProgressPlugin(f"{config.strategy}/{config.benchmark}")] if progress else [])
     with Tracker(tracking, config) as tracker:
         extra = list(extra_plugins(bench)) if extra_plugins else []
-        setup = strategy_setup(config, bench, harness_plugins + tracker.plugins + extra)
+        setup = strategy_setup(config, bench, harness_plugins + tracker.plugins + extra, device)
         strategy = spec.build(setup, options)
         matrix, train_seconds, eval_seconds = train_and_evaluate(
             config, bench, spec, strategy, accuracy, progress, tracker
@@ -180,6 +185,7 @@ def run(
         "git_commit": version["git_commit"],
         "git_dirty": version["dirty"],
         "machine": machine(),
+        "device": device_info(device),
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
 
@@ -219,7 +225,8 @@ def run_and_store(
     progress: bool = True,
     data: MNIST | None = None,
     tracking: Tracking | None = None,
+    device: str = "cpu",
 ) -> dict:
-    record = run(config, data=data, progress=progress, tracking=tracking)
+    record = run(config, data=data, progress=progress, tracking=tracking, device=device)
     write_atomic(result_path(results_dir, config), record)
     return record

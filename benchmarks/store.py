@@ -58,6 +58,7 @@ class RunResult(BaseModel):
     git_commit: str | None
     git_dirty: bool | None = None  # absent in results written before it was recorded
     machine: dict[str, Any] | None = None  # cpu, cores, torch_threads (idem)
+    device: dict[str, Any] | None = None  # type and name of the device it trained on (idem)
     created: str
 
 

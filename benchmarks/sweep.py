@@ -3,7 +3,10 @@
 An executor maps a picklable function over run configs and yields ``(config, outcome)`` as
 runs finish, where the outcome is the run record or the exception it raised. ``LocalPool``
 runs each config in a fresh worker process (clean peak-RSS numbers, ``DEFAULT_THREADS`` torch
-threads each, as ``epinet-bench run``); a distributed backend implements the same ``map``.
+threads each, as ``epinet-bench run``); the distributed backends (``benchmarks.backends``: Ray,
+Slurm) implement the same ``map``. Where an executor's workers may not see the results
+directory (``shared_results`` False: Ray), the run returns its record and the sweep writes it,
+atomically, as it arrives.
 """
 
 from __future__ import annotations
@@ -27,16 +30,29 @@ from tqdm.auto import tqdm
 
 from benchmarks.config import DEFAULT_THREADS, RunConfig
 from benchmarks.provenance import REPO_ROOT, code_version, short_version
-from benchmarks.store import ensure_writable, move_aside, remove_dead_writers_files, result_path, valid_result_for
+from benchmarks.store import (
+    ensure_writable,
+    move_aside,
+    remove_dead_writers_files,
+    result_path,
+    valid_result_for,
+    write_atomic,
+)
 from benchmarks.tracking import Tracking
 
 
 class Executor(Protocol):
+    # True: the workers write each result into the results directory themselves; False: they
+    # may run where it is not (another machine), and the sweep writes what they return.
+    shared_results: bool
+
     def map(self, fn: Callable, configs: list[RunConfig]) -> Iterator[tuple[RunConfig, object]]: ...
 
 
 class Serial:
     """Runs in this process, one after another (tests, debugging)."""
+
+    shared_results = True
 
     def map(self, fn, configs):
         for config in configs:
@@ -59,6 +75,7 @@ class LocalPool:
 
     jobs: int = 1
     threads_per_job: int = DEFAULT_THREADS
+    shared_results = True
     grace: float = 1.5  # a worker answers SIGTERM within a bytecode, unless inside a long C call (importing torch)
     poll: float = 0.05
 
@@ -78,7 +95,7 @@ class LocalPool:
                 if not finished:
                     time.sleep(self.poll)
         finally:
-            with _signals_blocked():
+            with signals_blocked():
                 _stop(list(running), self.grace)
             shutil.rmtree(workdir, ignore_errors=True)
 
@@ -96,7 +113,7 @@ class LocalPool:
         ]
         # Signals wait until the worker is recorded in ``running``: one arriving in between
         # would otherwise leave a started worker that nobody stops.
-        with _signals_blocked(), open(folder / "stderr.log", "wb") as log:
+        with signals_blocked(), open(folder / "stderr.log", "wb") as log:
             proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=REPO_ROOT)
             running[proc] = (config, folder)
 
@@ -112,7 +129,7 @@ def _outcome(returncode: int, folder: Path):
 
 
 @contextmanager
-def _signals_blocked():
+def signals_blocked():
     signals = {signal.SIGINT, signal.SIGTERM}
     previous = signal.pthread_sigmask(signal.SIG_BLOCK, signals)
     try:
@@ -136,16 +153,20 @@ def _stop(processes: list[subprocess.Popen], grace: float) -> None:
 
 
 @dataclass
-class _StoreRun:
-    """Picklable job: run one config quietly and store its JSON."""
+class RunJob:
+    """Picklable job: run one config quietly on ``device`` and return its record; with a
+    ``results_dir``, also store its JSON there (where the worker sees the results directory)."""
 
-    results_dir: Path
+    results_dir: Path | None
     tracking: Tracking | None = None
+    device: str = "cpu"
 
     def __call__(self, config: RunConfig) -> dict:
-        from benchmarks.runner import run_and_store
+        from benchmarks.runner import run, run_and_store
 
-        return run_and_store(config, self.results_dir, progress=False, tracking=self.tracking)
+        if self.results_dir is None:
+            return run(config, progress=False, tracking=self.tracking, device=self.device)
+        return run_and_store(config, self.results_dir, progress=False, tracking=self.tracking, device=self.device)
 
 
 @dataclass
@@ -199,10 +220,11 @@ def sweep(
     warn=print,
     rerun_stale: bool = False,
     tracking: Tracking | None = None,
+    device: str = "cpu",
 ) -> SweepReport:
-    """Run what is missing. ``log`` gets progress lines (silent with ``-q``); ``warn`` gets what
-    a user must see even then: every distrusted result and results made by other code. With
-    ``tracking``, each run that runs (not those reused) also logs to its trackers."""
+    """Run what is missing, on ``device``. ``log`` gets progress lines (silent with ``-q``); ``warn``
+    gets what a user must see even then: every distrusted result and results made by other code.
+    With ``tracking``, each run that runs (not those reused) also logs to its trackers."""
     ensure_writable(results_dir)
     for leftover in remove_dead_writers_files(results_dir):
         log(f"removed {leftover}, left by a run that was killed while writing")
@@ -219,9 +241,12 @@ def sweep(
         )
     log(f"{len(configs)} runs: {len(report.skipped)} already done, {len(todo)} to run")
     bar = tqdm(total=len(todo), desc="sweep", unit="run", disable=not progress, file=sys.stderr)
+    job = RunJob(Path(results_dir) if executor.shared_results else None, tracking, device)
     try:
-        for config, outcome in executor.map(_StoreRun(Path(results_dir), tracking), todo):
+        for config, outcome in executor.map(job, todo):
             bar.update()
+            if not executor.shared_results and not isinstance(outcome, Exception):
+                outcome = _store(outcome, results_dir, config)
             if isinstance(outcome, Exception):
                 report.failed.append((config, f"{type(outcome).__name__}: {outcome}"))
                 log(f"FAILED {config.strategy} on {config.benchmark} seed {config.seed}: {outcome}")
@@ -233,3 +258,12 @@ def sweep(
         # A worker killed while writing (after the grace period) leaves its temporary file.
         remove_dead_writers_files(results_dir)
     return report
+
+
+def _store(record: dict, results_dir: Path, config: RunConfig) -> dict | OSError:
+    """Write a returned record where the run's result belongs; a failed write fails that run only."""
+    try:
+        write_atomic(result_path(results_dir, config), record)
+    except OSError as err:
+        return err
+    return record

@@ -33,6 +33,23 @@ def _die_with_parent(parent_pid: int) -> None:
         raise Interrupted(signal.SIGTERM)
 
 
+def outcome(job, config, threads: int):
+    """``job(config)`` with ``threads`` torch threads, or the exception it raised: what a worker of
+    every backend (this module's subprocess, a Ray task, a Slurm array task) hands back, so that a
+    failed run is reported alike by all. An exception that cannot be pickled comes back as its text."""
+    import torch
+
+    torch.set_num_threads(threads)
+    try:
+        return job(config)
+    except Exception as err:  # reported by the sweep; the other runs go on
+        try:
+            pickle.dumps(err)
+        except Exception:
+            return RuntimeError(f"{type(err).__name__}: {err}")
+        return err
+
+
 def main(argv: list[str]) -> int:
     job_path, outcome_path, parent_pid = argv[0], argv[1], int(argv[2])
     raise_on_signals()
@@ -40,17 +57,7 @@ def main(argv: list[str]) -> int:
         _die_with_parent(parent_pid)
         with open(job_path, "rb") as f:
             job, config, threads = pickle.load(f)
-        import torch
-
-        torch.set_num_threads(threads)
-        try:
-            outcome = job(config)
-        except Exception as err:  # reported by the sweep; the other runs go on
-            outcome = err
-        try:
-            payload = pickle.dumps(outcome)
-        except Exception:  # an exception that cannot be pickled is reported by its text
-            payload = pickle.dumps(RuntimeError(f"{type(outcome).__name__}: {outcome}"))
+        payload = pickle.dumps(outcome(job, config, threads))
         with open(outcome_path, "wb") as f:
             f.write(payload)
         return 0

@@ -131,8 +131,8 @@ def loader_paths(monkeypatch):
 
     real = benchmarks.runner.strategy_setup
 
-    def strategy_setup(config, bench, plugins):
-        return real(config, bench, [*plugins, LoaderSpy()])
+    def strategy_setup(config, bench, plugins, *args, **kwargs):
+        return real(config, bench, [*plugins, LoaderSpy()], *args, **kwargs)
 
     monkeypatch.setattr(benchmarks.runner, "strategy_setup", strategy_setup)
 

@@ -11,7 +11,11 @@ own table rows:
 (c) ``recall``: recall latency against memories of 100 ... 100,000 items;
 (d) ``admission``: admission of a batch into a full memory, and EpiNet's after-step bookkeeping;
 (e) ``sweep``: wall time and peak RSS of the ``quick.yaml`` sweep with ``--jobs 2``;
-(f) ``tracking_cost``: what ``--log`` costs, per tracker: steady state per experience, fixed per run.
+(f) ``ray_overhead``: the same sweep on an embedded Ray (``--backend ray --jobs 2``) against (e);
+(g) ``tracking_cost``: what ``--log`` costs, per tracker: steady state per experience, fixed per run.
+
+With ``--device cuda`` every measurement trains on the GPU (timers wait for its queued work);
+``perf.json`` names the device either way.
 
 ``command`` takes them in turn and writes ``<out>/perf.json`` and ``<out>/perf.md``.
 Timings are only as good as the machine is quiet: other processes on a 2-core machine

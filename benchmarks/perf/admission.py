@@ -67,29 +67,30 @@ class AdmissionCost:
 
 
 def measure_admission(
-    bench, repeats: int, capacities=CAPACITIES, epinet_iteration_ms: float | None = None
+    bench, repeats: int, capacities=CAPACITIES, epinet_iteration_ms: float | None = None, device: str = "cpu"
 ) -> AdmissionCost:
     calls = max(50, 10 * repeats)
-    x, y, t = bench.train_stream[1].tensors
+    x, y, t = (part.to(device) for part in bench.train_stream[1].tensors)
     g = torch.Generator().manual_seed(2)
     admit: dict[bool, dict[int, Timing]] = {False: {}, True: {}}
     for class_balanced in (False, True):
         for capacity in capacities:
-            memory = random_memory(capacity, class_balanced=class_balanced)
+            memory = random_memory(capacity, class_balanced=class_balanced, device=device)
             clock = [1_000.0]
 
             def offer_batch(memory=memory, clock=clock):
                 idx = torch.randint(len(y), (BATCH,), generator=g)
                 clock[0] += 1
-                z = torch.randn(BATCH, LATENT, generator=g)
-                memory.admit(x[idx], z, torch.rand(BATCH, generator=g) * 2, y[idx], t[idx], clock[0], 1e-3)
+                z = torch.randn(BATCH, LATENT, generator=g).to(device)
+                r0 = (torch.rand(BATCH, generator=g) * 2).to(device)
+                memory.admit(x[idx], z, r0, y[idx], t[idx], clock[0], 1e-3)
 
             # The batch gather and random draws are timed too: microseconds beside admission.
-            admit[class_balanced][capacity] = time_calls(offer_batch, calls)
+            admit[class_balanced][capacity] = time_calls(offer_batch, calls, device=device)
 
-    model = filled_model(bench)
+    model = filled_model(bench, device=device)
     idx = torch.randint(len(y), (BATCH,), generator=g)
     with torch.no_grad():
         logits, z = model.forward_with_latent(x[idx])
-    store = time_calls(lambda: model.store(x[idx], z, logits, y[idx], t[idx]), calls)
+    store = time_calls(lambda: model.store(x[idx], z, logits, y[idx], t[idx]), calls, device=device)
     return AdmissionCost(BATCH, calls, admit[False], admit[True], {model.config.capacity: store}, epinet_iteration_ms)

@@ -12,10 +12,12 @@ from pathlib import Path
 
 import torch
 
-from benchmarks import provenance
+from benchmarks import devices, provenance
+from benchmarks.extras import require
 from benchmarks.perf.admission import measure_admission
 from benchmarks.perf.harness import measure_harness
 from benchmarks.perf.per_experience import measure_epinet_vs_replay
+from benchmarks.perf.ray_overhead import measure_ray_overhead
 from benchmarks.perf.recall import measure_recall, measure_recall_index
 from benchmarks.perf.report import Measurement, PerfReport
 from benchmarks.perf.steps import measure_bare_steps
@@ -33,6 +35,8 @@ def run_perf(
     data_root: str | None = None,
     threads: int = 1,
     quick: bool = True,
+    ray: bool = True,
+    device: str = "cpu",
     log: Callable[[str], None] = print,
 ) -> PerfReport:
     from benchmarks.data import load_mnist
@@ -42,6 +46,11 @@ def run_perf(
         raise ValueError(f"--repeats must be at least 1 (got {repeats})")
     if threads < 1:
         raise ValueError(f"--threads must be at least 1 (got {threads})")
+    ray = ray and quick  # (f) compares with (e)'s sweep
+    if ray:
+        require("ray", "ray", "perf's (f) (Ray against the local pool; --skip-ray skips it)")
+    resolved = devices.resolve(device)
+    device = str(resolved)
     torch.set_num_threads(threads)
     data = load_mnist(data_root)
     bench = build_benchmark("split-mnist", data, seed=0)
@@ -69,20 +78,32 @@ def run_perf(
         report.measurements.append(measurement)
         return measurement
 
-    measure("(a) harness vs plain loop", lambda: measure_harness(bench, repeats))
-    per_experience = measure("(b) EpiNet vs replay, per experience", lambda: measure_epinet_vs_replay(bench, repeats))
-    measure("(b) bare training steps", lambda: measure_bare_steps(bench, repeats))
+    measure("(a) harness vs plain loop", lambda: measure_harness(bench, repeats, device))
+    per_experience = measure(
+        "(b) EpiNet vs replay, per experience", lambda: measure_epinet_vs_replay(bench, repeats, device)
+    )
+    measure("(b) bare training steps", lambda: measure_bare_steps(bench, repeats, device=device))
     thread_counts = sorted({threads, os.cpu_count() or 1})
-    measure("(c) recall latency", lambda: measure_recall(repeats, thread_counts=thread_counts))
+    measure("(c) recall latency", lambda: measure_recall(repeats, thread_counts=thread_counts, device=device))
     measure(
         "(c) recall with the faiss-ivf index", lambda: measure_recall_index(bench, repeats, thread_counts=thread_counts)
     )
     iteration_ms = per_experience.epinet_ms_per_iteration  # (d) reports its costs against it
-    measure("(d) admission cost", lambda: measure_admission(bench, repeats, epinet_iteration_ms=iteration_ms))
+    measure(
+        "(d) admission cost", lambda: measure_admission(bench, repeats, epinet_iteration_ms=iteration_ms, device=device)
+    )
     if quick:
-        measure("(e) quick.yaml sweep, --jobs 2 (a few minutes)", lambda: measure_quick(str(data.root)))
+        local = measure(
+            "(e) quick.yaml sweep, --jobs 2 (a few minutes)", lambda: measure_quick(str(data.root), device=device)
+        )
+        if ray:
+            measure(
+                "(f) quick.yaml sweep on Ray, --jobs 2 (a few minutes)",
+                lambda: measure_ray_overhead(local, str(data.root), device=device),
+            )
     # last: W&B's service, once started, stays up until this process ends
-    measure("(f) tracking overhead, each --log tracker", lambda: measure_tracking(bench, repeats))
+    measure("(g) tracking overhead, each --log tracker", lambda: measure_tracking(bench, repeats))
+    report.device = provenance.device_info(resolved)  # after the measurements: a GPU's peak memory is theirs
     report.load_after = _load_average()
     return report
 

@@ -9,7 +9,6 @@ architecture, tensors, batch size and optimiser; Avalanche's stock per-sample da
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -18,7 +17,7 @@ from torch import nn
 
 import benchmarks.perf.targets as targets
 from benchmarks.perf.setups import build_strategy, strategy_setup, timed_train
-from benchmarks.perf.timing import Row, Timing, interleaved, ms
+from benchmarks.perf.timing import Row, Timing, clock, interleaved, ms
 
 
 @dataclass(frozen=True)
@@ -70,30 +69,32 @@ class HarnessVsPlain:
 
 
 def plain_epoch(setup, tensors, seed: int = 0) -> float:
-    """One epoch of the same model, optimiser, tensors and batch size in a bare PyTorch loop."""
+    """One epoch of the same model, optimiser, tensors and batch size in a bare PyTorch loop,
+    on the setup's device; each minibatch moves there as the harness moves it."""
     torch.manual_seed(seed)
-    model = setup.classifier()
+    model = setup.classifier().to(setup.device)
     optimizer = setup.make_optimizer(model)
     criterion = nn.CrossEntropyLoss()
     x, y = tensors[0], tensors[1]
-    start = time.perf_counter()
+    now = clock(setup.device)
+    start = now()
     model.train()
     order = torch.randperm(len(y))
     for i in range(0, len(y), setup.batch_size):
         idx = order[i : i + setup.batch_size]
         optimizer.zero_grad()
-        loss = criterion(model(x[idx]), y[idx])
+        loss = criterion(model(x[idx].to(setup.device)), y[idx].to(setup.device))
         loss.backward()
         optimizer.step()
-    return time.perf_counter() - start
+    return now() - start
 
 
-def measure_harness(bench, repeats: int) -> HarnessVsPlain:
+def measure_harness(bench, repeats: int, device: str = "cpu") -> HarnessVsPlain:
     experience = bench.train_stream[0]
-    setup = strategy_setup(bench)
+    setup = strategy_setup(bench, device=device)
 
     def harness(fast: bool) -> float:
-        return timed_train(build_strategy("naive", bench, fast_data=fast), experience)
+        return timed_train(build_strategy("naive", bench, fast_data=fast, device=device), experience)
 
     timings = interleaved(
         {

@@ -89,11 +89,11 @@ def paper_epinet_options() -> dict[str, Any] | None:
     return dict(options) if options else None
 
 
-def measure_epinet_vs_replay(bench, repeats: int) -> EpiNetVsReplay:
+def measure_epinet_vs_replay(bench, repeats: int, device: str = "cpu") -> EpiNetVsReplay:
     first, second = bench.train_stream[0], bench.train_stream[1]
 
     def second_experience(name: str, options: dict | None = None) -> float:
-        strategy = build_strategy(name, bench, options=options)
+        strategy = build_strategy(name, bench, options=options, device=device)
         strategy.train(first)  # fills the memory / buffer (untimed)
         return timed_train(strategy, second)
 

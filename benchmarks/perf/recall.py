@@ -72,7 +72,7 @@ class RecallLatency:
         }
 
 
-def measure_recall(repeats: int, capacities=CAPACITIES, thread_counts=(None,)) -> RecallLatency:
+def measure_recall(repeats: int, capacities=CAPACITIES, thread_counts=(None,), device: str = "cpu") -> RecallLatency:
     """``thread_counts``: torch thread counts to time with (None: the current one); the
     process's thread count is restored afterwards."""
     from epinet.config import EpiNetConfig
@@ -80,8 +80,8 @@ def measure_recall(repeats: int, capacities=CAPACITIES, thread_counts=(None,)) -
 
     config = EpiNetConfig()  # default top_k, alpha
     engine = RecallEngine(config.top_k)
-    now = torch.tensor(1_000.0, dtype=torch.float64)
-    queries = torch.randn(BATCH, LATENT, generator=torch.Generator().manual_seed(1))
+    now = torch.tensor(1_000.0, dtype=torch.float64, device=device)
+    queries = torch.randn(BATCH, LATENT, generator=torch.Generator().manual_seed(1)).to(device)
     calls = max(20, 4 * repeats)
     own_threads = torch.get_num_threads()
     by_threads: dict[int, dict[int, Timing]] = {}
@@ -93,7 +93,7 @@ def measure_recall(repeats: int, capacities=CAPACITIES, thread_counts=(None,)) -
             by_threads[threads], floors[threads] = {}, {}
             for capacity in capacities:
                 by_threads[threads][capacity], floors[threads][capacity] = _time_recall(
-                    engine, queries, now, config.alpha, capacity, calls
+                    engine, queries, now, config.alpha, capacity, calls, device
                 )
                 gc.collect()  # the memory just timed (up to ~350 MB) goes before the next is built
     finally:
@@ -103,17 +103,18 @@ def measure_recall(repeats: int, capacities=CAPACITIES, thread_counts=(None,)) -
 
 
 def _time_recall(
-    engine, queries: torch.Tensor, now: torch.Tensor, alpha: float, capacity: int, calls: int
+    engine, queries: torch.Tensor, now: torch.Tensor, alpha: float, capacity: int, calls: int, device="cpu"
 ) -> tuple[Timing, Timing]:
     """(recall, the cosine matmul alone into reused storage: the floor under any exact recall)."""
-    memory = random_memory(capacity)
+    memory = random_memory(capacity, device=device)
 
     def recall():
         with torch.no_grad():
             return engine.recall(queries, memory, now, alpha)
 
-    keys, out = memory.c.T, torch.empty(len(queries), capacity)
-    return time_calls(recall, calls), time_calls(lambda: torch.mm(queries, keys, out=out), calls)
+    keys, out = memory.c.T, torch.empty(len(queries), capacity, device=device)
+    recall_timing = time_calls(recall, calls, device=device)
+    return recall_timing, time_calls(lambda: torch.mm(queries, keys, out=out), calls, device=device)
 
 
 @dataclass(frozen=True)

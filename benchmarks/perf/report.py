@@ -37,6 +37,7 @@ class PerfReport:
     data_root: str = ""
     load_before: list[float] | None = None
     load_after: list[float] | None = None
+    device: dict[str, Any] | None = None  # benchmarks.provenance.device_info(): where (a) to (g) trained
     measurements: list[Measurement] = field(default_factory=list)
 
     def rows(self) -> list[Row]:
@@ -44,8 +45,9 @@ class PerfReport:
 
     def markdown(self) -> str:
         mc, v = self.machine, self.versions
+        on = "" if not self.device or self.device["type"] == "cpu" else f", training on {self.device['name']}"
         lines = [
-            f"Measured {self.created} on {mc['cpu']} ({mc['cores']} cores), {mc['platform']}, "
+            f"Measured {self.created} on {mc['cpu']} ({mc['cores']} cores){on}, {mc['platform']}, "
             f"Python {v['python']}, torch {v['torch']}, Avalanche {v['avalanche-lib']}; "
             f"{self.threads} torch thread(s) per process, medians of {self.repeats} interleaved repeats; "
             f"load average before/after: {_load(self.load_before)} / {_load(self.load_after)}.",
@@ -60,6 +62,7 @@ class PerfReport:
         return {
             "created": self.created,
             "machine": self.machine,
+            "device": self.device,
             "versions": self.versions,
             "code": self.code,
             "settings": {

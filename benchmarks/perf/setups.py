@@ -3,11 +3,12 @@ models and memories filled in advance (building them is never timed)."""
 
 from __future__ import annotations
 
-import time
 from dataclasses import replace
 
 import torch
 import torch.nn.functional as F
+
+from benchmarks.perf.timing import clock
 
 BATCH, LATENT = 128, 128  # a training batch; EpiNet's default latent size
 
@@ -34,14 +35,16 @@ def build_strategy(name: str, bench, seed: int = 0, options: dict | None = None,
 
 
 def timed_train(strategy, experience) -> float:
-    """Seconds of ``strategy.train(experience)``."""
-    start = time.perf_counter()
+    """Seconds of ``strategy.train(experience)``, on the strategy's device."""
+    now = clock(strategy.device)
+    start = now()
     strategy.train(experience)
-    return time.perf_counter() - start
+    return now() - start
 
 
-def filled_model(bench, capacity: int | None = None):
-    """An EpiNetModel with the run's default options whose memory is full of real, encoded samples."""
+def filled_model(bench, capacity: int | None = None, device="cpu"):
+    """An EpiNetModel with the run's default options whose memory is full of real, encoded
+    samples, on ``device`` (filled on the CPU: the same memory whatever the device)."""
     from baselines.epinet import EpiNetOptions, config_for
     from epinet.model import EpiNetModel
 
@@ -54,11 +57,11 @@ def filled_model(bench, capacity: int | None = None):
     with torch.no_grad():
         logits, z = model.forward_with_latent(x[idx])
         model.memorize(x[idx], z, torch.rand(n), y[idx], t[idx], logits)
-    return model
+    return model.to(device)
 
 
-def random_memory(capacity: int, now: float = 1_000.0, class_balanced: bool = False):
-    """A full EpisodicMemory of random latents, saliences and timestamps (no images)."""
+def random_memory(capacity: int, now: float = 1_000.0, class_balanced: bool = False, device="cpu"):
+    """A full EpisodicMemory of random latents, saliences and timestamps (no images), on ``device``."""
     from epinet.memory import EpisodicMemory
 
     g = torch.Generator().manual_seed(capacity)
@@ -69,7 +72,7 @@ def random_memory(capacity: int, now: float = 1_000.0, class_balanced: bool = Fa
     memory.tau.copy_(torch.rand(capacity, generator=g, dtype=torch.float64) * now)
     memory.y.copy_(torch.randint(10, (capacity,), generator=g))
     memory.size.fill_(capacity)
-    return memory
+    return memory.to(device)
 
 
 def encoded_memory(bench, capacity: int, uniform: bool = False, now: float = 1_000.0):

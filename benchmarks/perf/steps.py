@@ -10,7 +10,6 @@ from a buffer), backward, Adam.
 from __future__ import annotations
 
 import statistics
-import time
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -19,10 +18,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from benchmarks.perf.setups import filled_model, strategy_setup
-from benchmarks.perf.timing import Row, interleaved_rounds, time_calls
+from benchmarks.perf.timing import Row, clock, interleaved_rounds, time_calls
 
 EPINET_PHASES = ("main_forward", "replay_forward", "backward", "optimizer", "store")
 REPLAY_PHASES = ("forward", "backward", "optimizer")
+CPU_CLOCK = clock("cpu")  # the phases' default timer; a GPU's is passed in (it waits for queued work)
 
 
 @dataclass(frozen=True)
@@ -82,65 +82,68 @@ class BareSteps:
         }
 
 
-def epinet_phases(model, optimizer, xb, yb, tb) -> dict[str, float]:
+def epinet_phases(model, optimizer, xb, yb, tb, now=CPU_CLOCK) -> dict[str, float]:
     """One EpiNet training step through observe's parts, in observe's order, each timed."""
-    t0 = time.perf_counter()
+    t0 = now()
     optimizer.zero_grad()
     logits, z = model.forward_with_latent(xb)
-    t1 = time.perf_counter()
+    t1 = now()
     loss = model.training_loss(logits, yb)
-    t2 = time.perf_counter()
+    t2 = now()
     loss.backward()
-    t3 = time.perf_counter()
+    t3 = now()
     optimizer.step()
-    t4 = time.perf_counter()
+    t4 = now()
     model.store(xb, z, logits, yb, tb)
-    t5 = time.perf_counter()
+    t5 = now()
     return dict(zip(EPINET_PHASES, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4)))
 
 
-def replay_phases(classifier, optimizer, xb, yb) -> dict[str, float]:
+def replay_phases(classifier, optimizer, xb, yb, now=CPU_CLOCK) -> dict[str, float]:
     """One step of a classifier on an already concatenated batch (current + buffer), timed by phase."""
-    t0 = time.perf_counter()
+    t0 = now()
     optimizer.zero_grad()
     loss = F.cross_entropy(classifier(xb), yb)
-    t1 = time.perf_counter()
+    t1 = now()
     loss.backward()
-    t2 = time.perf_counter()
+    t2 = now()
     optimizer.step()
-    t3 = time.perf_counter()
+    t3 = now()
     return dict(zip(REPLAY_PHASES, (t1 - t0, t2 - t1, t3 - t2)))
 
 
-def measure_bare_steps(bench, repeats: int, steps: int = 40) -> BareSteps:
-    setup = strategy_setup(bench)
-    x, y, t = bench.train_stream[1].tensors
+def measure_bare_steps(bench, repeats: int, steps: int = 40, device: str = "cpu") -> BareSteps:
+    setup = strategy_setup(bench, device=device)
+    # On the device beforehand: the bare steps time the model's work, not the batches' transfer.
+    x, y, t = (part.to(device) for part in bench.train_stream[1].tensors)
     b = setup.batch_size
     g = torch.Generator().manual_seed(0)
     batches = [torch.randint(len(y), (b,), generator=g) for _ in range(steps)]
+    now = clock(device)
 
     torch.manual_seed(0)
-    classifier = setup.classifier()
+    classifier = setup.classifier().to(device)
     c_opt = setup.make_optimizer(classifier)
     buffer = torch.randint(len(y), (setup.memory,), generator=g)
-    model = filled_model(bench)
+    model = filled_model(bench, device=device)
     e_opt = setup.make_optimizer(model)
 
     def observe() -> dict[str, float]:
-        start = time.perf_counter()
+        start = now()
         for idx in batches:
             model.observe(x[idx], y[idx], t[idx], e_opt)
-        return {"total": time.perf_counter() - start}
+        return {"total": now() - start}
 
     def epinet_by_phase() -> dict[str, float]:
-        per_step = [epinet_phases(model, e_opt, x[idx], y[idx], t[idx]) for idx in batches]
+        per_step = [epinet_phases(model, e_opt, x[idx], y[idx], t[idx], now) for idx in batches]
         return {p: sum(s[p] for s in per_step) for p in EPINET_PHASES}
 
     def replay_by_phase() -> dict[str, float]:
         per_step = []
         for idx in batches:
             mem = buffer[torch.randint(len(buffer), (b,))]
-            per_step.append(replay_phases(classifier, c_opt, torch.cat([x[idx], x[mem]]), torch.cat([y[idx], y[mem]])))
+            joined_x, joined_y = torch.cat([x[idx], x[mem]]), torch.cat([y[idx], y[mem]])
+            per_step.append(replay_phases(classifier, c_opt, joined_x, joined_y, now))
         return {p: sum(s[p] for s in per_step) for p in REPLAY_PHASES}
 
     sides = {"epinet": observe, "epinet_phases": epinet_by_phase, "replay": replay_by_phase}
@@ -155,7 +158,7 @@ def measure_bare_steps(bench, repeats: int, steps: int = 40) -> BareSteps:
         replay_ms_per_step=1000 * statistics.median(sum(r.values()) for r in records["replay"]) / steps,
         epinet_phase_ms={p: median_ms(records["epinet_phases"], p) for p in EPINET_PHASES},
         replay_phase_ms={p: median_ms(records["replay"], p) for p in REPLAY_PHASES},
-        components_ms=components_ms(model, classifier, x[:b], 2 * b, max(20, 4 * repeats)),
+        components_ms=components_ms(model, classifier, x[:b], 2 * b, max(20, 4 * repeats), device),
         parameters={"epinet": _count(model.parameters()), "replay": _count(classifier.parameters())},
         forward_macs_per_sample={
             "epinet": _linear_macs(model) + model.config.capacity * model.config.latent_dim,  # + recall's cosine matmul
@@ -164,7 +167,7 @@ def measure_bare_steps(bench, repeats: int, steps: int = 40) -> BareSteps:
     )
 
 
-def components_ms(model, classifier, xb: torch.Tensor, replay_batch: int, calls: int) -> dict[str, float]:
+def components_ms(model, classifier, xb: torch.Tensor, replay_batch: int, calls: int, device="cpu") -> dict[str, float]:
     """Forward + backward of each of EpiNet's parts on one training step's worth of data, in ms:
     EpiNet runs every part twice on 128 samples (main and replay batch), replay once on 256."""
     x2 = xb.repeat(2, 1, 1, 1)[:replay_batch]
@@ -186,7 +189,7 @@ def components_ms(model, classifier, xb: torch.Tensor, replay_batch: int, calls:
         classifier(x2).sum().backward()
 
     parts = {"encoder": encoder, "decoder": decoder, "recall": recall, "classifier": whole_classifier}
-    median_ms = {name: 1000 * time_calls(fn, calls).median for name, fn in parts.items()}
+    median_ms = {name: 1000 * time_calls(fn, calls, device=device).median for name, fn in parts.items()}
     model.zero_grad(set_to_none=True)
     classifier.zero_grad(set_to_none=True)
     return {

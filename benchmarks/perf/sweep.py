@@ -1,4 +1,5 @@
-"""(e) Wall time and peak RSS of a full ``quick.yaml`` sweep with ``--jobs 2`` (a subprocess)."""
+"""(e) Wall time and peak RSS of a full ``quick.yaml`` sweep with ``--jobs 2`` (a subprocess), and
+that subprocess timing, which (f) reuses for the same sweep on Ray."""
 
 from __future__ import annotations
 
@@ -90,22 +91,12 @@ class QuickSweep:
         return out
 
 
-def measure_quick(data_root: str | None, config: Path = QUICK_CONFIG, jobs: int = 2) -> QuickSweep:
-    """Run ``epinet-bench sweep <config> --jobs N`` in a subprocess, into a scratch directory."""
+def timed_sweep(data_root: str | None, config: Path, args: list[str]) -> tuple[int, float, int, SweepRuns, str | None]:
+    """Run ``epinet-bench sweep <config> <args>`` in a subprocess, into a scratch directory:
+    (exit code, wall seconds, peak RSS of its process tree, its runs, its output if it failed)."""
     with tempfile.TemporaryDirectory(prefix="epinet-perf-") as scratch:
         results = Path(scratch) / "results"
-        cmd = [
-            sys.executable,
-            "-m",
-            "benchmarks.cli",
-            "sweep",
-            str(config),
-            "--jobs",
-            str(jobs),
-            "--results",
-            str(results),
-            "-q",
-        ]
+        cmd = [sys.executable, "-m", "benchmarks.cli", "sweep", str(config), *args, "--results", str(results), "-q"]
         if data_root:
             cmd += ["--data-root", str(data_root)]
         log_path = Path(scratch) / "sweep.log"
@@ -115,12 +106,19 @@ def measure_quick(data_root: str | None, config: Path = QUICK_CONFIG, jobs: int 
             _, status, usage = os.wait4(proc.pid, 0)
             wall = time.perf_counter() - start
         returncode = proc.returncode = os.waitstatus_to_exitcode(status)  # reaped: Popen must not wait again
-        return QuickSweep(
-            config=config.name,
-            jobs=jobs,
-            returncode=returncode,
-            wall_seconds=wall,
-            peak_rss_bytes_process_tree=usage.ru_maxrss * 1024,
-            runs=sweep_runs(results),
-            log_tail=None if returncode == 0 else log_path.read_text(errors="replace")[-4000:],
-        )
+        tail = None if returncode == 0 else log_path.read_text(errors="replace")[-4000:]
+        return returncode, wall, usage.ru_maxrss * 1024, sweep_runs(results), tail
+
+
+def measure_quick(data_root: str | None, config: Path = QUICK_CONFIG, jobs: int = 2, device: str = "cpu") -> QuickSweep:
+    """``epinet-bench sweep <config> --jobs N`` (the local pool) in a subprocess."""
+    returncode, wall, rss, runs, tail = timed_sweep(data_root, config, ["--jobs", str(jobs), "--device", device])
+    return QuickSweep(
+        config=config.name,
+        jobs=jobs,
+        returncode=returncode,
+        wall_seconds=wall,
+        peak_rss_bytes_process_tree=rss,
+        runs=runs,
+        log_tail=tail,
+    )

@@ -49,15 +49,28 @@ def interleaved(sides: dict[str, Callable[[], float]], repeats: int, warmup: int
     return {name: Timing(samples) for name, samples in timed.items()}
 
 
-def time_calls(fn: Callable[[], Any], calls: int, warmup: int = 3) -> Timing:
-    """Per-call seconds of ``calls`` calls after ``warmup`` untimed ones."""
+def clock(device="cpu") -> Callable[[], float]:
+    """``time.perf_counter`` once ``device``'s queued work is done: on a GPU, a time read right
+    after a call would measure the launch of its kernels, not their work."""
+    from benchmarks.devices import synchronize
+
+    def now() -> float:
+        synchronize(device)
+        return time.perf_counter()
+
+    return now
+
+
+def time_calls(fn: Callable[[], Any], calls: int, warmup: int = 3, device="cpu") -> Timing:
+    """Per-call seconds of ``calls`` calls after ``warmup`` untimed ones, on ``device``."""
+    now = clock(device)
     for _ in range(warmup):
         fn()
     samples = []
     for _ in range(calls):
-        start = time.perf_counter()
+        start = now()
         fn()
-        samples.append(time.perf_counter() - start)
+        samples.append(now() - start)
     return Timing(samples)
 
 

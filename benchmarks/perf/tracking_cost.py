@@ -1,4 +1,4 @@
-"""(f) What ``--log`` costs: the same training without tracking and with each tracker.
+"""(g) What ``--log`` costs: the same training without tracking and with each tracker.
 
 The training: Naive on Split-MNIST's first two training experiences, built as the runner builds it
 with the tracker's loss plugin among its plugins; after each experience, the accuracy-matrix row
@@ -118,7 +118,7 @@ class TrackingCost:
         for t in self.trackers:
             rows.append(
                 Row(
-                    f"(f) `--log {t}`, steady state: its calls + background CPU per experience / training without"
+                    f"(g) `--log {t}`, steady state: its calls + background CPU per experience / training without"
                     f" tracking (Naive, {self.iterations} iterations, loss every {self.loss_every}, the row);"
                     " side by side, training with / without",
                     f"{ms(self.steady_seconds(t))} / {ms(base)} = {self.overhead(t):.2%};"
@@ -131,7 +131,7 @@ class TrackingCost:
         if self.trackers:
             rows.append(
                 Row(
-                    "(f) fixed cost per run: opening the tracker (its first open in a process, as in each sweep"
+                    "(g) fixed cost per run: opening the tracker (its first open in a process, as in each sweep"
                     " worker, with the import) + the first experience's calls + closing",
                     "; ".join(
                         f"{t} {ms(self._median(t, 'open'))} ({ms(self.first_open[t])})"
@@ -140,7 +140,7 @@ class TrackingCost:
                     ),
                 )
             )
-        return rows + [Row(f"(f) `--log {t}`", why) for t, why in self.skipped.items()]
+        return rows + [Row(f"(g) `--log {t}`", why) for t, why in self.skipped.items()]
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -22,6 +22,8 @@ import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
+from benchmarks import extras
+
 BACKENDS = ("csv", "tensorboard", "mlflow", "wandb")
 # backend -> (module that must be importable, extra of epinet-bench that installs it)
 PACKAGES = {"tensorboard": ("tensorboard", "tensorboard"), "mlflow": ("mlflow", "mlflow"), "wandb": ("wandb", "wandb")}
@@ -65,14 +67,14 @@ def installed(backend: str) -> bool:
 def check_installed(backends) -> None:
     """ValueError, one line naming the extra, for the first backend whose package is missing."""
     for backend in backends:
-        if not installed(backend):
-            raise ValueError(f"--log {backend} needs {missing(backend)}")
+        if backend in PACKAGES:
+            module, extra = PACKAGES[backend]
+            extras.require(module, extra, f"--log {backend}")
 
 
 def missing(backend: str) -> str:
     """What a backend whose package is missing lacks, and the extra that installs it."""
-    module, extra = PACKAGES[backend]
-    return f"the {module} package, which is not installed: pip install epinet-bench[{extra}]"
+    return extras.missing(*PACKAGES[backend])
 
 
 def tracking_from(args, results_dir: Path, experiment: str) -> Tracking | None:

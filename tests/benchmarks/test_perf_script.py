@@ -15,6 +15,7 @@ from benchmarks.perf.admission import AdmissionCost
 from benchmarks.perf.command import write_results
 from benchmarks.perf.harness import HarnessVsPlain
 from benchmarks.perf.per_experience import EpiNetVsReplay
+from benchmarks.perf.ray_overhead import RayOverhead
 from benchmarks.perf.recall import IndexedMemory, IndexedRecall, RecallLatency, measure_recall, measure_recall_index
 from benchmarks.perf.report import PerfReport
 from benchmarks.perf.steps import measure_bare_steps
@@ -90,7 +91,7 @@ def verdicts(report: PerfReport) -> dict[str, str]:
 
 def test_targets_met_pass():
     report = fake_report()
-    assert [r.verdict for r in report.rows() if r.verdict != "—"] == ["pass"] * 6  # (f): csv and mlflow
+    assert [r.verdict for r in report.rows() if r.verdict != "—"] == ["pass"] * 6  # (g): csv and mlflow
     md = report.markdown()
     assert (
         "Test CPU (2 cores)" in md
@@ -109,8 +110,8 @@ def test_targets_met_pass():
         ({"epinet": 1.5}, "(b)"),
         ({"recall_100k": 0.05}, "(c)"),
         ({"quick": 400.0}, "(e)"),
-        ({"tracking": fake_tracking(in_calls=0.031)}, "(f)"),
-        ({"tracking": fake_tracking(in_calls=0.02, background=0.011)}, "(f)"),  # W&B's service counts too
+        ({"tracking": fake_tracking(in_calls=0.031)}, "(g)"),
+        ({"tracking": fake_tracking(in_calls=0.02, background=0.011)}, "(g)"),  # W&B's service counts too
     ],
 )
 def test_missed_target_fails(kwargs, failing):
@@ -262,10 +263,10 @@ def test_sweep_runs_reads_run_records(tmp_path):
 def test_tracking_rows_separate_the_steady_state_from_the_fixed_cost():
     rows = fake_tracking().rows()
     assert [r.measurement.split(",")[0] for r in rows] == [
-        "(f) `--log csv`",
-        "(f) `--log mlflow`",
-        "(f) fixed cost per run: opening the tracker (its first open in a process",
-        "(f) `--log wandb`",
+        "(g) `--log csv`",
+        "(g) `--log mlflow`",
+        "(g) fixed cost per run: opening the tracker (its first open in a process",
+        "(g) `--log wandb`",
     ]
     assert rows[1].result.startswith("4.00 ms / 1.00 s = 0.40%; side by side: wall +0.0%, CPU +0.0%")
     assert rows[0].result.split("; ")[1].startswith("side by side: wall +20.0%")
@@ -300,5 +301,40 @@ def test_tracking_cost_times_the_trackers_own_calls(synthetic_mnist, monkeypatch
     assert calls == {"loss": 6, "row": 6}
     assert out.sides["csv"]["in_calls"].median > 0 and out.steady_seconds("csv") >= 0
     assert list(out.first_open) == ["csv"] and out.skipped["wandb"].endswith("pip install epinet-bench[wandb]")
-    assert [r.measurement.split(",")[0] for r in out.rows()][::2] == ["(f) `--log csv`", "(f) `--log wandb`"]
+    assert [r.measurement.split(",")[0] for r in out.rows()][::2] == ["(g) `--log csv`", "(g) `--log wandb`"]
     assert set(json.loads(json.dumps(out.to_json()))["overhead"]) == {"csv"}
+
+
+# ----------------------------------------------------------------------------- (f) Ray, and the device
+
+
+def ray_overhead(local: float, ray: float, returncode: int = 0) -> RayOverhead:
+    runs = SweepRuns({"a": 1, "b": 1}, {"a": 60.0, "b": 60.0}, {"a": 10.0, "b": 10.0})  # 140 s of own work
+    return RayOverhead("quick.yaml", 2, local, ray, returncode, runs, runs)
+
+
+def test_ray_overhead_is_judged_on_the_wall_time_ratio():
+    assert ray_overhead(100.0, 109.0).rows()[0].verdict == "pass"
+    assert ray_overhead(100.0, 111.0).rows()[0].verdict == "**FAIL**"
+    assert ray_overhead(100.0, 50.0, returncode=1).rows()[0].verdict == "**FAIL**"  # a failed sweep, however fast
+    # worker time outside the runs' own work, per run: (2 x 110 - 140) / 2 = 40 s against (2 x 100 - 140) / 2 = 30 s
+    assert ray_overhead(100.0, 110.0).rows()[1].result == "40.0 s / 30.0 s (+10.0 s per run)"
+    data = ray_overhead(100.0, 110.0).to_json()
+    assert data["ratio"] == pytest.approx(1.1)
+    assert data["overhead_seconds_per_run"] == {"ray": pytest.approx(40.0), "local": pytest.approx(30.0)}
+
+
+def test_report_names_the_device_it_trained_on(tmp_path):
+    report = fake_report()
+    report.device = {"type": "cpu", "name": "Test CPU"}
+    assert "training on" not in report.markdown()
+    report.device = {"type": "cuda", "index": 0, "name": "NVIDIA H100 80GB HBM3", "cuda": "13.0"}
+    assert "on Test CPU (2 cores), training on NVIDIA H100 80GB HBM3," in report.markdown()
+    json_path, _ = write_results(report, tmp_path)
+    assert json.loads(json_path.read_text())["device"]["name"] == "NVIDIA H100 80GB HBM3"
+
+
+def test_cli_parses_device_and_skip_ray():
+    args = build_parser().parse_args(["perf", "--device", "cuda:1", "--skip-ray"])
+    assert (args.device, args.skip_ray, args.skip_quick) == ("cuda:1", True, False)
+    assert build_parser().parse_args(["perf"]).device is None  # devices.parse makes it cpu

@@ -18,7 +18,7 @@ from benchmarks.cli import main
 from benchmarks.config import make_run_config
 from benchmarks.runner import run_and_store
 from benchmarks.store import result_path
-from benchmarks.sweep import Serial, _StoreRun, sweep
+from benchmarks.sweep import RunJob, Serial, sweep
 from benchmarks.tracking import Tracking
 from benchmarks.tracking.tracker import run_key
 
@@ -193,7 +193,7 @@ def test_wandb_writes_an_offline_run(tmp_path, synthetic_root, synthetic_mnist):
 
 
 def test_the_sweep_job_with_tracking_pickles_for_the_workers(tmp_path):
-    job = _StoreRun(tmp_path, Tracking(("csv",), tmp_path, "s"))
+    job = RunJob(tmp_path, Tracking(("csv",), tmp_path, "s"), "cpu")
     assert pickle.loads(pickle.dumps(job)) == job
 
 
