@@ -21,6 +21,7 @@ import pytest
 from benchmarks.config import SweepConfig
 from benchmarks.store import read_result, result_path
 from benchmarks.sweep import LocalPool, sweep
+from tests.benchmarks.processes import command_line, descendants
 
 ray = pytest.importorskip("ray", reason="the ray extra is not installed (pip install epinet-bench[ray])")
 from benchmarks.backends.ray_pool import CRASH_ONCE, RayPool, crash_ticket  # noqa: E402 (needs ray)
@@ -139,10 +140,10 @@ def test_cli_sigterm_cancels_the_tasks_stops_its_ray_and_a_rerun_resumes(tmp_pat
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
     sweep = psutil.Process(proc.pid)
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not any("ray::run_task" in _cmd(p) for p in _descendants(sweep)):
+    while time.monotonic() < deadline and not any("ray::run_task" in command_line(p) for p in descendants(sweep)):
         time.sleep(0.2)  # until a task runs: a signal then finds work to cancel
-    started = _descendants(sweep)
-    assert any("ray::run_task" in _cmd(p) for p in started), "no Ray task started within 120 s"
+    started = descendants(sweep)
+    assert any("ray::run_task" in command_line(p) for p in started), "no Ray task started within 120 s"
     sent = time.monotonic()
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=60)
@@ -159,20 +160,6 @@ def test_cli_sigterm_cancels_the_tasks_stops_its_ray_and_a_rerun_resumes(tmp_pat
     assert f"{2 - len(finished)} ran, {len(finished)} reused, 0 failed" in done.stdout
     assert "split-mnist    naive" in done.stdout  # the summary table, as with the local pool
     assert len(list(results.rglob("seed*.json"))) == 2
-
-
-def _descendants(proc: psutil.Process) -> list[psutil.Process]:
-    try:
-        return proc.children(recursive=True)
-    except psutil.NoSuchProcess:
-        return []
-
-
-def _cmd(proc: psutil.Process) -> str:
-    try:
-        return " ".join(proc.cmdline())
-    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-        return ""
 
 
 def test_the_crash_hook_is_off_unless_asked(monkeypatch):

@@ -19,6 +19,7 @@ from benchmarks.cli import main
 from benchmarks.config import SweepConfig, load_sweep
 from benchmarks.store import read_result, result_path
 from benchmarks.sweep import Serial, sweep
+from tests.benchmarks.processes import command_line, descendants
 
 pytest.importorskip("submitit", reason="the slurm extra is not installed (pip install epinet-bench[slurm])")
 from benchmarks.backends.slurm_array import SlurmArray  # noqa: E402 (needs submitit)
@@ -92,12 +93,12 @@ def test_sigterm_cancels_the_arrays_unfinished_tasks(tmp_path, synthetic_root):
     sweep_proc = psutil.Process(proc.pid)
 
     def tasks():
-        return [p for p in _descendants(sweep_proc) if "submitit.core._submit" in _cmd(p)]
+        return [p for p in descendants(sweep_proc) if "submitit.core._submit" in command_line(p)]
 
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and len(tasks()) < 2:
         time.sleep(0.2)
-    started = _descendants(sweep_proc)
+    started = descendants(sweep_proc)
     assert len(tasks()) == 2, "the array's two tasks did not start within 120 s"
     time.sleep(3)  # into the runs (imports), not only their start
     proc.send_signal(signal.SIGTERM)
@@ -105,17 +106,3 @@ def test_sigterm_cancels_the_arrays_unfinished_tasks(tmp_path, synthetic_root):
     _, alive = psutil.wait_procs(started, timeout=20)
     assert [p for p in alive if p.is_running() and p.status() != psutil.STATUS_ZOMBIE] == []
     assert list(results.rglob("seed*.json")) == [] and list(results.rglob("*.tmp")) == []
-
-
-def _descendants(proc: psutil.Process) -> list[psutil.Process]:
-    try:
-        return proc.children(recursive=True)
-    except psutil.NoSuchProcess:
-        return []
-
-
-def _cmd(proc: psutil.Process) -> str:
-    try:
-        return " ".join(proc.cmdline())
-    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-        return ""
