@@ -35,7 +35,7 @@ def blur_parts(parts: Parts, blur: float, generator: torch.Generator) -> tuple[P
     n = len(parts)
     kept, moved = [], [[0] * n for _ in range(n)]
     received: list[list[tuple[int, torch.Tensor]]] = [[] for _ in range(n)]  # (giver, its rows)
-    for j, (x, y, t) in enumerate(parts):
+    for j, (_, y, _) in enumerate(parts):
         order = torch.randperm(len(y), generator=generator)
         given = int(round(blur * len(y))) if n > 1 else 0
         kept.append(order[given:])
@@ -79,9 +79,7 @@ def blurry_split_mnist(
     )
     generator = torch.Generator().manual_seed(seed + 1_000_003)  # apart from split_mnist's own draws
     train, moved = blur_parts([exp.tensors for exp in base.train_stream], blur, generator)
-    scenario = _scenario(
-        train, [exp.tensors for exp in base.valid_stream], [exp.tensors for exp in base.test_stream]
-    )
+    scenario = _scenario(train, [exp.tensors for exp in base.valid_stream], [exp.tensors for exp in base.test_stream])
     return Benchmark(
         "split-mnist-blurry",
         scenario,

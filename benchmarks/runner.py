@@ -18,14 +18,15 @@ from tqdm.auto import tqdm
 
 from baselines.registry import get_strategy
 from baselines.setup import StrategySetup
+from baselines.template import HarnessTemplate
 from benchmarks import metrics
 from benchmarks.config import RunConfig
 from benchmarks.data import MNIST, load_mnist
-from benchmarks.provenance import code_version, machine, package_versions
-from benchmarks.store import SCHEMA_VERSION, result_path, write_atomic
 from benchmarks.online import MiniStream, train_online
 from benchmarks.protocol import boundary_free
+from benchmarks.provenance import code_version, machine, package_versions
 from benchmarks.scenarios import get_scenario
+from benchmarks.store import SCHEMA_VERSION, result_path, write_atomic
 from benchmarks.streams import build_benchmark
 from benchmarks.tracking import Tracking
 from benchmarks.tracking.tracker import Tracker
@@ -151,12 +152,21 @@ def run(
     accuracy = AccuracyPlugin()
     # a bar per experience; mini-experiences (one iteration each) are counted by the experiences' bar
     per_experience_bar = progress and boundary_free(config.benchmark, config.online) is None
-    harness_plugins = [accuracy] + ([ProgressPlugin(f"{config.strategy}/{config.benchmark}")] if per_experience_bar else [])
+    harness_plugins = [accuracy] + (
+        [ProgressPlugin(f"{config.strategy}/{config.benchmark}")] if per_experience_bar else []
+    )
     with Tracker(tracking, config) as tracker:
         setup = strategy_setup(config, bench, harness_plugins + tracker.plugins)
         strategy = spec.build(setup, options)
+        # Without boundaries the strategy's own plugins never see an evaluation (it would tell them
+        # where an experience ends): a plain template on the same model evaluates instead.
+        evaluator = (
+            strategy
+            if setup.boundaries
+            else HarnessTemplate(**setup.template_kwargs(strategy.model), plugins=[accuracy])
+        )
         matrix, train_seconds, eval_seconds = train_and_evaluate(
-            config, bench, spec, strategy, accuracy, progress, tracker
+            config, bench, spec, strategy, accuracy, progress, tracker, evaluator
         )
         summary = metrics.summarise(matrix, joint=spec.joint)
         summary.update(
@@ -184,7 +194,14 @@ def run(
 
 
 def train_and_evaluate(
-    config: RunConfig, bench, spec, strategy, accuracy: AccuracyPlugin, progress: bool, tracker: Tracker
+    config: RunConfig,
+    bench,
+    spec,
+    strategy,
+    accuracy: AccuracyPlugin,
+    progress: bool,
+    tracker: Tracker,
+    evaluator=None,
 ) -> tuple[list[list[float]], list[float], float]:
     """Train on each experience and evaluate after it: (accuracy matrix, seconds per experience, eval seconds).
 
@@ -210,7 +227,7 @@ def train_and_evaluate(
     for _, seconds in experiences:
         train_seconds.append(seconds)
         start = time.perf_counter()
-        matrix.append(evaluate(strategy, eval_stream, accuracy))
+        matrix.append(evaluate(evaluator or strategy, eval_stream, accuracy))
         eval_seconds += time.perf_counter() - start
         tracker.row(matrix[-1])
         experiences.set_postfix(

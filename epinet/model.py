@@ -229,9 +229,7 @@ class EpiNetModel(nn.Module):
         else:
             r0 = per_sample_loss.detach()
         responses = logits if self.config.response_weight else None
-        self.memory.admit(
-            x, z, r0, y, t, self.clock.now(), self.config.alpha, origin=self.origin, logits=responses
-        )
+        self.memory.admit(x, z, r0, y, t, self.clock.now(), self.config.alpha, origin=self.origin, logits=responses)
 
     def replay_term(
         self,
