@@ -72,6 +72,7 @@ class StrategySetup:
             device=self.device,
             class_masks=self.class_masks,
             fast_data=self.fast_data,
+            mini_experiences=not self.boundaries,
         )
 
     def strategy(self, model: nn.Module, plugins: list[Any] = ()) -> HarnessTemplate:

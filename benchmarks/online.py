@@ -16,12 +16,15 @@ one gather, and none is built before it is trained on.
   ``size - 1`` samples of the next one trained on before it).
 
 What reaches the strategy, in both: mini-experiences that differ only in their samples. Each
-is a ``TensorExperience`` with ``current_experience`` its position in the whole stream, and
-nothing else: no ``origin_experience``, no ``is_first_subexp`` / ``is_last_subexp`` (Avalanche's
+is a ``MiniExperience`` (a ``TensorExperience`` whose Avalanche dataset is built on demand)
+with ``current_experience`` its position in the whole stream, and nothing else: no
+``origin_experience``, no ``is_first_subexp`` / ``is_last_subexp`` (Avalanche's
 ``access_task_boundaries=False``), no class list beyond the classes of its own samples.
 Experience-level callbacks (``before/after_training_exp``) fire at every mini-experience, so
 they carry no boundary; strategies that need boundaries are refused before the run
-(``baselines.registry``: ``needs_boundaries``).
+(``benchmarks.protocol``, from each strategy's ``needs_boundaries``). Evaluation at the
+original boundaries runs on a separate template sharing the model (``benchmarks.runner``), so
+the strategy's plugins see no evaluation either.
 """
 
 from __future__ import annotations
@@ -33,12 +36,34 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
-from avalanche.benchmarks.scenarios.generic_scenario import CLStream
+from avalanche.benchmarks.scenarios.generic_scenario import CLExperience, CLStream
+from avalanche.benchmarks.utils.classification_dataset import _make_taskaware_tensor_classification_dataset
 
 from benchmarks.streams import TensorExperience
 
 Tensors = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 SEED_OFFSET = 7_919  # the cut's generator: apart from the streams' and training's random draws
+
+
+class MiniExperience(TensorExperience):
+    """A mini-experience: its tensors, and an Avalanche dataset built only if something asks for it
+    (the harness's template does not: ``HarnessTemplate(mini_experiences=True)``)."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, t: torch.Tensor):
+        CLExperience.__init__(self, current_experience=None, origin_stream=None)
+        self._dataset = None
+        self.tensors = (x, y, t)
+
+    @property
+    def dataset(self):
+        if self._dataset is None:
+            x, y, t = self.tensors
+            self._dataset = _make_taskaware_tensor_classification_dataset(x, y, task_labels=t, targets=y)
+        return self._dataset
+
+    @property
+    def classes_in_this_experience(self) -> list[int]:
+        return torch.unique(self.tensors[1]).tolist()
 
 
 @dataclass
@@ -101,7 +126,7 @@ class MiniStream:
                 x, y, t = (tensor[idx] for tensor in self.parts[p])
             else:
                 x, y, t = (torch.cat([self.parts[p][i][idx] for p, idx in pieces]) for i in range(3))
-            mini = TensorExperience(x, y, t)
+            mini = MiniExperience(x, y, t)
             mini.current_experience = k
             mini.origin_stream = self._stream
             yield mini

@@ -10,7 +10,9 @@ own table rows:
     ``steps``: the same on bare training steps (``EpiNetModel.observe``), by phase;
 (c) ``recall``: recall latency against memories of 100 ... 100,000 items;
 (d) ``admission``: admission of a batch into a full memory, and EpiNet's after-step bookkeeping;
-(e) ``sweep``: wall time and peak RSS of the ``quick.yaml`` sweep with ``--jobs 2``.
+(e) ``sweep``: wall time and peak RSS of the ``quick.yaml`` sweep with ``--jobs 2``;
+(f) ``online``: the online protocol at batch 10 (Naive, one ``train`` call per mini-experience)
+    vs a plain PyTorch loop, time per sample.
 
 ``command`` takes them in turn and writes ``<out>/perf.json`` and ``<out>/perf.md``.
 Timings are only as good as the machine is quiet: other processes on a 2-core machine

@@ -15,6 +15,7 @@ import torch
 from benchmarks import provenance
 from benchmarks.perf.admission import measure_admission
 from benchmarks.perf.harness import measure_harness
+from benchmarks.perf.online import measure_online
 from benchmarks.perf.per_experience import measure_epinet_vs_replay
 from benchmarks.perf.recall import measure_recall
 from benchmarks.perf.report import Measurement, PerfReport
@@ -69,6 +70,7 @@ def run_perf(
         return measurement
 
     measure("(a) harness vs plain loop", lambda: measure_harness(bench, repeats))
+    measure("(f) online protocol at batch 10 vs plain loop", lambda: measure_online(bench, repeats))
     per_experience = measure("(b) EpiNet vs replay, per experience", lambda: measure_epinet_vs_replay(bench, repeats))
     measure("(b) bare training steps", lambda: measure_bare_steps(bench, repeats))
     measure("(c) recall latency", lambda: measure_recall(repeats, thread_counts=sorted({threads, os.cpu_count() or 1})))
