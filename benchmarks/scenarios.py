@@ -77,6 +77,15 @@ SCENARIOS: dict[str, Scenario] = {
 BENCHMARKS = tuple(SCENARIOS)  # in report order
 
 
+# How reports name a benchmark run under the online protocol (a stream of its own): split-mnist-online.
+ONLINE_SUFFIX = "-online"
+
+
+def stream_label(benchmark: str, online: bool | None) -> str:
+    """The name a report gives the stream a run trained on: the benchmark, suffixed when online."""
+    return benchmark + ONLINE_SUFFIX if online else benchmark
+
+
 class UnknownBenchmark(ValueError):
     pass
 
