@@ -141,3 +141,14 @@ def test_epinet_task_free_runs_on_its_clock(synthetic_root, forbid):
     assert int(model.experience) == 0
     stored = model.memory.e[: len(model.memory)]
     assert set(stored.tolist()) <= set(range(5)) and len(set(stored.tolist())) > 1
+
+
+def test_readme_states_each_refusal_as_the_registry_does():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    for strategy in known_strategies():
+        spec = get_strategy(strategy)
+        reason = spec.boundary_need(spec.validate_options({}, 500))
+        if reason is not None:
+            assert f"| `{strategy}` | " in readme and reason in readme, strategy
