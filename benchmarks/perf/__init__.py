@@ -11,7 +11,7 @@ own table rows:
 (c) ``recall``: recall latency against memories of 100 ... 100,000 items;
 (d) ``admission``: admission of a batch into a full memory, and EpiNet's after-step bookkeeping;
 (e) ``sweep``: wall time and peak RSS of the ``quick.yaml`` sweep with ``--jobs 2``;
-(f) ``online``: the online protocol at batch 10 (Naive, one ``train`` call per mini-experience)
+(h) ``online``: the online protocol at batch 10 (Naive, one ``train`` call per mini-experience)
     vs a plain PyTorch loop, time per sample.
 
 ``command`` takes them in turn and writes ``<out>/perf.json`` and ``<out>/perf.md``.

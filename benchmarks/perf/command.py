@@ -70,7 +70,7 @@ def run_perf(
         return measurement
 
     measure("(a) harness vs plain loop", lambda: measure_harness(bench, repeats))
-    measure("(f) online protocol at batch 10 vs plain loop", lambda: measure_online(bench, repeats))
+    measure("(h) online protocol at batch 10 vs plain loop", lambda: measure_online(bench, repeats))
     per_experience = measure("(b) EpiNet vs replay, per experience", lambda: measure_epinet_vs_replay(bench, repeats))
     measure("(b) bare training steps", lambda: measure_bare_steps(bench, repeats))
     measure("(c) recall latency", lambda: measure_recall(repeats, thread_counts=sorted({threads, os.cpu_count() or 1})))

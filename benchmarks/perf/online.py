@@ -1,4 +1,4 @@
-"""(f) The online protocol at batch 10: Naive through the harness vs a plain PyTorch loop.
+"""(h) The online protocol at batch 10: Naive through the harness vs a plain PyTorch loop.
 
 The harness side is what ``epinet-bench run --online`` does with one experience: Split-MNIST's
 first training experience (a prefix of ``SAMPLES`` samples) cut into mini-experiences of 10
@@ -43,7 +43,7 @@ class OnlineVsPlain:
     def rows(self) -> list[Row]:
         return [
             Row(
-                f"(f) online protocol, Naive at batch {self.batch_size} ({self.samples:,} samples, one `train` call per"
+                f"(h) online protocol, Naive at batch {self.batch_size} ({self.samples:,} samples, one `train` call per"
                 " mini-experience): harness / plain PyTorch loop, time per sample",
                 f"{self._us(self.harness)} / {self._us(self.plain)} = {self.ratio:.2f}x",
                 f"≤ {targets.ONLINE_RATIO:.2f}x",

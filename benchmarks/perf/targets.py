@@ -3,7 +3,7 @@
 HARNESS_RATIO = 1.10  # (a) harness / plain loop
 EPINET_REPLAY_RATIO = 1.30  # (b) EpiNet / replay, per experience
 RECALL_100K_MS = 20.0  # (c) 128 queries against 100,000 memories
-ONLINE_RATIO = 2.00  # (f) online protocol at batch 10: harness / plain loop, per sample
+ONLINE_RATIO = 2.00  # (h) online protocol at batch 10: harness / plain loop, per sample
 QUICK_SECONDS = 300.0  # (e) quick.yaml with --jobs 2
 PAPER_SECONDS = 3600.0  # paper.yaml with --jobs 2 (not run by perf)
 

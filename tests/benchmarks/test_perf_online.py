@@ -1,4 +1,4 @@
-"""``perf``'s (f): the online protocol at batch 10 against a plain loop. Its rows and verdict on
+"""``perf``'s (h): the online protocol at batch 10 against a plain loop. Its rows and verdict on
 hand-made timings, and a tiny real measurement whose harness side is the runner's own online
 path (one ``train`` call per mini-experience). The timings themselves are not tested."""
 
