@@ -20,7 +20,12 @@ from baselines.registry import register_strategy
 from baselines.replay import planned_bytes
 
 
-@register_strategy("agem", memory_bytes=memory_bytes, planned_bytes=planned_bytes)
+@register_strategy(
+    "agem",
+    memory_bytes=memory_bytes,
+    planned_bytes=planned_bytes,
+    needs_boundaries="stores a memory per experience at its end (its reference gradients)",
+)
 def build(setup, options):
     from baselines.gradient_projection import AGEMPlugin
 

@@ -45,6 +45,16 @@ def config_for(options: BaseModel, memory: int) -> EpiNetConfig:
 NUM_CLASSES = 10
 
 
+def task_free_config(config: EpiNetConfig, batch_size: int) -> EpiNetConfig:
+    """The config EpiNet runs with where no experience boundary is given: balancing over origin
+    needs an origin, so unless ``origin_every`` is set, time buckets of ``ceil(capacity /
+    batch_size)`` iterations (one memory's worth of samples each: a memory spread evenly over
+    time; not tuned). Boundary-triggered passes have no trigger there (see EpiNetConfig)."""
+    if config.balance_origin and not config.origin_every:
+        return config.model_copy(update={"origin_every": -(-config.capacity // batch_size)})
+    return config
+
+
 def planned_bytes(options: BaseModel, memory: int, input_shape: Sequence[int] = (1, 28, 28)) -> int:
     """Bytes EpiNet's episodic memory will hold (float32), known before it is allocated."""
     config = config_for(options, memory)
@@ -70,8 +80,11 @@ def build(setup, options: BaseModel):
     from epinet.model import EpiNetModel
     from epinet.plugin import epinet_strategy
 
-    model = EpiNetModel(
-        config_for(options, setup.memory), setup.backbone, setup.n_classes, setup.input_shape, setup.mlp_width
-    )
+    config = config_for(options, setup.memory)
+    if not setup.boundaries:
+        config = task_free_config(config, setup.batch_size)
+    model = EpiNetModel(config, setup.backbone, setup.n_classes, setup.input_shape, setup.mlp_width)
     setup.initialise(model)
-    return epinet_strategy(template=HarnessTemplate, plugins=setup.plugins, **setup.template_kwargs(model))
+    return epinet_strategy(
+        template=HarnessTemplate, plugins=setup.plugins, boundaries=setup.boundaries, **setup.template_kwargs(model)
+    )

@@ -24,7 +24,12 @@ def penalty_bytes(strategy) -> int:
     return next(p for p in strategy.plugins if isinstance(p, TensorEWCPlugin)).penalty_bytes()
 
 
-@register_strategy("ewc", options=EWCOptions, memory_bytes=penalty_bytes)
+@register_strategy(
+    "ewc",
+    options=EWCOptions,
+    memory_bytes=penalty_bytes,
+    needs_boundaries="computes the Fisher information and anchors the parameters at the end of each experience",
+)
 def build(setup, options: EWCOptions):
     from baselines.tensor_plugins import TensorEWCPlugin
 

@@ -38,7 +38,11 @@ class OnlineEWCOptions(BaseModel):
     gamma: float = Field(1.0, gt=0, le=1)  # decay of the accumulated Fisher estimate
 
 
-@register_strategy("ewc-online", options=OnlineEWCOptions)
+@register_strategy(
+    "ewc-online",
+    options=OnlineEWCOptions,
+    needs_boundaries="accumulates the Fisher information and moves its anchor at the end of each experience",
+)
 def build(setup, options: OnlineEWCOptions):
     from baselines.regularisers import OnlineEWCPlugin
 

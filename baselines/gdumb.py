@@ -51,7 +51,13 @@ def memory_bytes(strategy) -> int:
     return next(p for p in strategy.plugins if isinstance(p, GDumbPlugin)).memory.nbytes()
 
 
-@register_strategy("gdumb", options=GDumbOptions, memory_bytes=memory_bytes, planned_bytes=planned_bytes)
+@register_strategy(
+    "gdumb",
+    options=GDumbOptions,
+    memory_bytes=memory_bytes,
+    planned_bytes=planned_bytes,
+    needs_boundaries="retrains the model from scratch on its memory after each experience",
+)
 def build(setup, options: GDumbOptions):
     from baselines.gdumb_memory import GDumbPlugin
     from baselines.template import HarnessTemplate

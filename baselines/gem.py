@@ -46,7 +46,13 @@ def memory_bytes(strategy) -> int:
     return memory_plugin(strategy).memory.nbytes()
 
 
-@register_strategy("gem", options=GEMOptions, memory_bytes=memory_bytes, planned_bytes=planned_bytes)
+@register_strategy(
+    "gem",
+    options=GEMOptions,
+    memory_bytes=memory_bytes,
+    planned_bytes=planned_bytes,
+    needs_boundaries="stores a memory per experience at its end, one gradient constraint each",
+)
 def build(setup, options: GEMOptions):
     from baselines.gradient_projection import GEMPlugin
 

@@ -63,7 +63,13 @@ def herding(features, m: int):
     return torch.tensor(chosen, dtype=torch.long)
 
 
-@register_strategy("icarl", options=ICaRLOptions, memory_bytes=memory_bytes, planned_bytes=planned_bytes)
+@register_strategy(
+    "icarl",
+    options=ICaRLOptions,
+    memory_bytes=memory_bytes,
+    planned_bytes=planned_bytes,
+    needs_boundaries="selects exemplars by herding and keeps the previous model at the end of each experience",
+)
 def build(setup, options: ICaRLOptions):
     import copy
 

@@ -35,7 +35,9 @@ class LwFOptions(BaseModel):
     temperature: PositiveFloat = 2.0  # softmax temperature of the distillation
 
 
-@register_strategy("lwf", options=LwFOptions)
+@register_strategy(
+    "lwf", options=LwFOptions, needs_boundaries="distils from the model as it was at the end of the previous experience"
+)
 def build(setup, options: LwFOptions):
     from baselines.regularisers import HarnessLwFPlugin
 

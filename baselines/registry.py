@@ -67,6 +67,9 @@ class StrategySpec:
     # Bytes the strategy will allocate for its memory, before allocating: (options, memory, input shape) -> int
     planned_bytes: Callable[[BaseModel, int, tuple[int, ...]], int] | None = None
     reserved: dict[str, str] = field(default_factory=dict)  # keys that are not options here -> why
+    # Why the strategy cannot run without experience boundaries (None: it can). A string, or a
+    # function of the validated options giving one or None (replay needs them unless ``online``).
+    needs_boundaries: str | Callable[[BaseModel], str | None] | None = None
 
     def option_names(self) -> list[str]:
         # The keys pydantic reads: a field's alias if it has one (its name too only where the
@@ -89,6 +92,17 @@ class StrategySpec:
         if self.check is not None:
             self.check(parsed, memory)
         return parsed
+
+    def boundary_need(self, options: BaseModel) -> str | None:
+        """Why this strategy with these options needs experience boundaries, or None if it does not.
+
+        A stream without boundaries (the online protocol, a task-free scenario) delivers
+        mini-experiences whose experience-level callbacks carry no task boundary; a strategy
+        doing its work there (a Fisher pass, a previous model, a retraining) is not applicable."""
+        if self.joint:
+            return "trains once on all experiences together, not on a stream"
+        need = self.needs_boundaries
+        return need(options) if callable(need) else need
 
     def check_option_keys(self, options: dict[str, Any]) -> None:
         """ValueError naming the first reserved key, or every unknown one with the known names."""
@@ -122,8 +136,11 @@ def register_strategy(
     check=None,
     planned_bytes=None,
     reserved=None,
+    needs_boundaries=None,
 ):
-    """Decorator registering ``build(setup, options)`` under ``name``."""
+    """Decorator registering ``build(setup, options)`` under ``name``. ``needs_boundaries``: why the
+    strategy cannot run on a stream without experience boundaries (a string, or a function of its
+    options), None if it can: the one place each strategy's capability is declared."""
 
     def decorate(build):
         spec = StrategySpec(
@@ -135,6 +152,7 @@ def register_strategy(
             check,
             planned_bytes,
             dict(reserved or {}),
+            needs_boundaries,
         )
         _REGISTRY[name] = spec
         return build

@@ -35,13 +35,26 @@ def buffer_bytes(strategy) -> int:
     raise LookupError("no replay memory among the strategy's plugins")
 
 
+def boundary_need(options: ReplayOptions) -> str | None:
+    """The default schedule fills the memory at the end of each experience; ``online`` needs no boundary."""
+    if options.online:
+        return None
+    return "fills its memory at the end of each experience (`--option online=true` is ER, updated every step)"
+
+
 def planned_bytes(options, memory: int, input_shape: tuple[int, ...], extra_per_item: int = 0) -> int:
     """A full memory: ``memory`` float32 inputs plus an int64 label and task label each (and
     ``extra_per_item`` bytes per item a method keeps besides, such as DER's logits)."""
     return memory * (4 * math.prod(input_shape) + 16 + extra_per_item)
 
 
-@register_strategy("replay", options=ReplayOptions, memory_bytes=buffer_bytes, planned_bytes=planned_bytes)
+@register_strategy(
+    "replay",
+    options=ReplayOptions,
+    memory_bytes=buffer_bytes,
+    planned_bytes=planned_bytes,
+    needs_boundaries=boundary_need,
+)
 def build(setup, options: ReplayOptions):
     if options.online:
         from baselines.stream_memory import OnlineReplayPlugin

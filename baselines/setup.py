@@ -34,6 +34,9 @@ class StrategySetup:
     device: str = "cpu"
     class_masks: torch.Tensor | None = None
     fast_data: bool = True
+    # False: the stream gives no experience boundary (online protocol, task-free scenario); the
+    # strategy is trained on mini-experiences whose end is no boundary (benchmarks.online)
+    boundaries: bool = True
     plugins: list[Any] = field(default_factory=list)  # harness plugins (accuracy, progress)
 
     def classifier(self) -> nn.Module:
@@ -69,6 +72,7 @@ class StrategySetup:
             device=self.device,
             class_masks=self.class_masks,
             fast_data=self.fast_data,
+            mini_experiences=not self.boundaries,
         )
 
     def strategy(self, model: nn.Module, plugins: list[Any] = ()) -> HarnessTemplate:

@@ -39,7 +39,9 @@ class SIOptions(BaseModel):
     xi: PositiveFloat = 1.0  # damping of the importance's denominator
 
 
-@register_strategy("si", options=SIOptions)
+@register_strategy(
+    "si", options=SIOptions, needs_boundaries="consolidates its importances and anchor at the end of each experience"
+)
 def build(setup, options: SIOptions):
     from baselines.regularisers import SIPlugin
 

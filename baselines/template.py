@@ -7,6 +7,12 @@ every strategy alike, so comparisons stay fair:
   rather than through per-sample ``__getitem__``; ``fast_data=False`` restores the stock path;
 * task-incremental masking: with ``class_masks`` ([n_tasks, n_classes] bool), logits of
   classes outside a sample's task are set to -inf, in training and evaluation.
+
+With ``mini_experiences=True`` (a stream without boundaries: one ``train`` call per minibatch,
+``benchmarks.online``) the per-experience set-up is trimmed to what a minibatch needs: the
+experience's tensors stand in for its Avalanche dataset (none is built), and a model without
+dynamic modules is adapted and its optimiser made once, at the first mini-experience, not at
+each (they would not change in between: the same parameters, the same updates).
 """
 
 from __future__ import annotations
@@ -14,10 +20,11 @@ from __future__ import annotations
 import warnings
 
 import torch
+from avalanche.models import DynamicModule
 from avalanche.training.plugins import EvaluationPlugin
 from avalanche.training.templates import SupervisedTemplate
 
-from baselines.loaders import TensorBatches
+from baselines.loaders import TensorBatches, TensorView
 
 
 class SilentEvaluator(EvaluationPlugin):
@@ -45,12 +52,33 @@ def silent_evaluator() -> EvaluationPlugin:
 
 
 class HarnessTemplate(SupervisedTemplate):
-    def __init__(self, *, class_masks: torch.Tensor | None = None, fast_data: bool = True, **kwargs):
+    def __init__(
+        self,
+        *,
+        class_masks: torch.Tensor | None = None,
+        fast_data: bool = True,
+        mini_experiences: bool = False,
+        **kwargs,
+    ):
         if kwargs.get("evaluator") is None:
             kwargs["evaluator"] = silent_evaluator()
         super().__init__(**kwargs)
         self.class_masks = None if class_masks is None else class_masks.to(self.device)
         self.fast_data = fast_data
+        self.mini_experiences = mini_experiences
+        self._static_model = not any(isinstance(m, DynamicModule) for m in self.model.modules())
+
+    def train_dataset_adaptation(self, **kwargs):
+        tensors = getattr(self.experience, "tensors", None)
+        if self.mini_experiences and self.fast_data and tensors is not None:
+            self.adapted_dataset = TensorView(tensors)  # a minibatch's worth: no Avalanche dataset built
+            return
+        super().train_dataset_adaptation(**kwargs)
+
+    def check_model_and_optimizer(self, reset_optimizer_state=False, **kwargs):
+        if self.mini_experiences and self._static_model and self.optimized_param_id is not None:
+            return  # adapted and made at the first mini-experience; nothing changes in between
+        super().check_model_and_optimizer(reset_optimizer_state=reset_optimizer_state, **kwargs)
 
     def mask_logits(self, logits: torch.Tensor, task_labels: torch.Tensor) -> torch.Tensor:
         if self.class_masks is None:

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.metrics import seen_accuracy
+from benchmarks.scenarios import stream_label
 
 GROUP = ["benchmark", "strategy", "experiment", "variant"]
 CONFIG = [*GROUP, "seed", "memory", "epochs", "backbone", "eval_split", "role", "reference"]
@@ -34,6 +35,7 @@ def runs_frame(records: Iterable[dict]) -> pd.DataFrame:
     for record in records:
         config, metrics = record["config"], record["metrics"]
         row = {key: config.get(key) for key in CONFIG}
+        row["benchmark"] = stream_label(config.get("benchmark"), config.get("online"))  # online: a stream of its own
         row["config_hash"] = record.get("config_hash")
         row.update({key: record.get(key) for key in PROVENANCE})
         row.update({m: metrics.get(m) for m in METRICS})

@@ -15,12 +15,14 @@ from pydantic import (
     Field,
     PositiveFloat,
     PositiveInt,
+    TypeAdapter,
     ValidationError,
     field_validator,
     model_validator,
 )
 
 from baselines.registry import get_strategy, known_strategies
+from benchmarks.protocol import ONLINE_BATCH_SIZE, boundary_free, not_applicable
 from benchmarks.roles import Role, role_named_like
 from benchmarks.scenarios import BENCHMARKS, get_scenario
 from epinet.backbones import check_backbone
@@ -34,7 +36,15 @@ DEFAULT_THREADS = 1
 NOT_HASHED = {"seed", "data_root", "role", "reference"}
 # Fields added after results were first stored: left out of the hash while at their default,
 # so that adding a field never orphans the results already on disk.
-HASHED_UNLESS_DEFAULT = {"train_per_experience", "replay_batch_size", "mlp_width", "input_scale", "init"}
+HASHED_UNLESS_DEFAULT = {
+    "train_per_experience",
+    "replay_batch_size",
+    "mlp_width",
+    "input_scale",
+    "init",
+    "online",
+    "blur",
+}
 
 
 class ConfigError(ValueError):
@@ -87,6 +97,18 @@ class RunConfig(BaseModel):
     train_per_experience: PositiveInt | None = Field(
         None, description="train on a seeded subset of this many samples per experience"
     )
+    online: bool = Field(
+        False,
+        description="online protocol: one pass over mini-experiences of batch_size samples (default 10),"
+        " no experience boundary given to the strategy; evaluated after each original experience",
+    )
+    blur: float | None = Field(
+        None,
+        ge=0,
+        lt=1,
+        description="blurry benchmarks: share of each experience's samples from the other experiences'"
+        " classes (default: the benchmark's, 0.1)",
+    )
     eval_split: Literal["test", "valid"] = Field(
         "test", description="test (default) | valid (for choosing hyperparameters)"
     )
@@ -97,6 +119,20 @@ class RunConfig(BaseModel):
     role: Role | None = None  # how the report uses the run (benchmarks.roles); None: an ad-hoc run
     reference: str | None = None  # the strategy the report's significance tests compare with
     data_root: str | None = Field(None, description="directory holding MNIST/raw/ (default: $EPINET_DATA_ROOT)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _online_batch_size(cls, data: Any) -> Any:
+        # a stream without boundaries (online, task-free) takes minibatches of 10 unless
+        # batch_size is given (set here, so the stored config and its hash say 10)
+        if not isinstance(data, dict) or "batch_size" in data:
+            return data
+        try:
+            online = TypeAdapter(bool).validate_python(data.get("online", False))
+            task_free = get_scenario(str(data.get("benchmark"))).task_free
+        except (ValidationError, ValueError):
+            return data  # the fields' own validation reports it
+        return {**data, "batch_size": ONLINE_BATCH_SIZE} if online or task_free else data
 
     @field_validator("benchmark")
     @classmethod
@@ -135,6 +171,19 @@ class RunConfig(BaseModel):
             raise ValueError(f"strategy_options for {self.strategy!r}: {'; '.join(error_lines(err))}") from None
         except ValueError as err:
             raise ValueError(f"strategy_options for {self.strategy!r}: {err}") from None
+        return self
+
+    @model_validator(mode="after")
+    def _stream_protocol(self) -> RunConfig:
+        scenario = get_scenario(self.benchmark)
+        if self.blur is not None and scenario.default_blur is None:
+            raise ValueError(f"blur applies to blurry benchmarks only ({self.benchmark} has no blurred boundaries)")
+        why = not_applicable(self.strategy, self.strategy_options, self.memory, self.benchmark, self.online)
+        if why:
+            raise ValueError(why)
+        protocol = boundary_free(self.benchmark, self.online)
+        if protocol and self.epochs != 1:
+            raise ValueError(f"{protocol} is a single pass: epochs must be 1 (got {self.epochs})")
         return self
 
     def hashed_fields(self) -> dict[str, Any]:

@@ -7,7 +7,7 @@ import random
 import resource
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,11 +18,15 @@ from tqdm.auto import tqdm
 
 from baselines.registry import get_strategy
 from baselines.setup import StrategySetup
+from baselines.template import HarnessTemplate
 from benchmarks import metrics
 from benchmarks.config import RunConfig
 from benchmarks.data import MNIST, load_mnist
 from benchmarks.devices import resolve
+from benchmarks.online import MiniStream, train_online
+from benchmarks.protocol import boundary_free
 from benchmarks.provenance import code_version, device_info, machine, package_versions
+from benchmarks.scenarios import get_scenario
 from benchmarks.store import SCHEMA_VERSION, result_path, write_atomic
 from benchmarks.streams import Benchmark, build_benchmark
 from benchmarks.tracking import Tracking
@@ -121,6 +125,7 @@ def strategy_setup(config: RunConfig, bench, plugins: list, device: str = "cpu")
         class_masks=bench.class_masks,
         fast_data=config.fast_data,
         device=str(device),
+        boundaries=boundary_free(config.benchmark, config.online) is None,
         plugins=plugins,
     )
 
@@ -150,19 +155,31 @@ def run(
         valid_fraction=config.valid_fraction,
         train_per_experience=config.train_per_experience,
         input_scale=config.input_scale,
+        blur=config.blur,
     )
     seed_everything(config.seed)  # after the benchmark: stream construction uses its own generator
 
     spec = get_strategy(config.strategy)
     options = spec.validate_options(config.strategy_options, config.memory)
     accuracy = AccuracyPlugin()
-    harness_plugins = [accuracy] + ([ProgressPlugin(f"{config.strategy}/{config.benchmark}")] if progress else [])
+    # a bar per experience; mini-experiences (one iteration each) are counted by the experiences' bar
+    per_experience_bar = progress and boundary_free(config.benchmark, config.online) is None
+    harness_plugins = [accuracy] + (
+        [ProgressPlugin(f"{config.strategy}/{config.benchmark}")] if per_experience_bar else []
+    )
     with Tracker(tracking, config) as tracker:
         extra = list(extra_plugins(bench)) if extra_plugins else []
         setup = strategy_setup(config, bench, harness_plugins + tracker.plugins + extra, device)
         strategy = spec.build(setup, options)
+        # Without boundaries the strategy's own plugins never see an evaluation (it would tell them
+        # where an experience ends): a plain template on the same model evaluates instead.
+        evaluator = (
+            strategy
+            if setup.boundaries
+            else HarnessTemplate(**setup.template_kwargs(strategy.model), plugins=[accuracy])
+        )
         matrix, train_seconds, eval_seconds = train_and_evaluate(
-            config, bench, spec, strategy, accuracy, progress, tracker
+            config, bench, spec, strategy, accuracy, progress, tracker, evaluator
         )
         summary = metrics.summarise(matrix, joint=spec.joint)
         summary.update(
@@ -191,31 +208,54 @@ def run(
 
 
 def train_and_evaluate(
-    config: RunConfig, bench, spec, strategy, accuracy: AccuracyPlugin, progress: bool, tracker: Tracker
+    config: RunConfig,
+    bench,
+    spec,
+    strategy,
+    accuracy: AccuracyPlugin,
+    progress: bool,
+    tracker: Tracker,
+    evaluator=None,
 ) -> tuple[list[list[float]], list[float], float]:
-    """Train on each experience and evaluate after it: (accuracy matrix, seconds per experience, eval seconds)."""
+    """Train on each experience and evaluate after it: (accuracy matrix, seconds per experience, eval seconds).
+
+    Without boundaries (online protocol, task-free scenario) the strategy trains on the stream's
+    mini-experiences (``benchmarks.online``) and is evaluated where each original experience ends."""
     eval_stream = bench.test_stream if config.eval_split == "test" else bench.valid_stream
-    train_experiences = [bench.joint_experience()] if spec.joint else list(bench.train_stream)
+    if boundary_free(config.benchmark, config.online):
+        task_free = get_scenario(config.benchmark).task_free
+        stream = MiniStream([e.tensors for e in bench.train_stream], config.batch_size, task_free, config.seed)
+        steps, total = train_online(strategy, stream), len(bench.train_stream)
+    else:
+        train_experiences = [bench.joint_experience()] if spec.joint else list(bench.train_stream)
+        steps, total = train_each(strategy, train_experiences), len(train_experiences)
 
     matrix, train_seconds, eval_seconds = [], [], 0.0
     experiences = tqdm(
-        train_experiences,
+        steps,
+        total=total,
         desc=f"{config.strategy} on {config.benchmark} seed {config.seed}",
         disable=not progress,
         unit="exp",
     )
-    for experience in experiences:
+    for _, seconds in experiences:
+        train_seconds.append(seconds)
         start = time.perf_counter()
-        strategy.train(experience)
-        train_seconds.append(time.perf_counter() - start)
-        start = time.perf_counter()
-        matrix.append(evaluate(strategy, eval_stream, accuracy))
+        matrix.append(evaluate(evaluator or strategy, eval_stream, accuracy))
         eval_seconds += time.perf_counter() - start
         tracker.row(matrix[-1])
         experiences.set_postfix(
             seen_acc=f"{metrics.seen_accuracy(matrix)[-1] if not spec.joint else np.mean(matrix[-1]):.3f}"
         )
     return matrix, train_seconds, eval_seconds
+
+
+def train_each(strategy, experiences) -> Iterator[tuple[int, float]]:
+    """One ``train`` call per experience; yields ``(i, seconds)`` after each."""
+    for i, experience in enumerate(experiences):
+        start = time.perf_counter()
+        strategy.train(experience)
+        yield i, time.perf_counter() - start
 
 
 def run_and_store(

@@ -2,7 +2,13 @@
 report order and ``streams.build_benchmark``.
 
 Torch-free on purpose: validating a config (and answering bad input) must not pay for
-importing torch. Each entry names its builder in ``benchmarks.streams``, imported on use.
+importing torch. Each entry names its builder, a function of ``benchmarks.streams`` (or
+``module:function`` for another module of ``benchmarks``), imported on use.
+
+A ``task_free`` scenario gives the strategy no experience boundary: its training stream is
+delivered as mini-experiences (``benchmarks.online``), whatever the run's ``online`` setting,
+and strategies that need boundaries are refused (``baselines.registry``). Its accuracy matrix
+is still evaluated at the original boundaries.
 """
 
 from __future__ import annotations
@@ -21,6 +27,8 @@ class Scenario:
     summary: str
     builder_options: dict[str, Any] = field(default_factory=dict)
     splits_classes: bool = False  # experiences partition the 10 classes: their number must divide 10
+    task_free: bool = False  # no experience boundary reaches the strategy (see the module's note)
+    default_blur: float | None = None  # blurry scenarios: share of each experience from the others' classes
 
     def experiences(self, n_experiences: int | None) -> int:
         return n_experiences or self.default_experiences
@@ -49,9 +57,33 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario(
             "permuted-mnist", "permuted_mnist", 10, "domain-incremental, a seeded pixel permutation per experience"
         ),
+        Scenario(
+            "rotated-mnist",
+            "rotation:rotated_mnist",
+            10,
+            "domain-incremental, a rotation per experience, angles k*180/N in a seeded order",
+        ),
+        Scenario(
+            "split-mnist-blurry",
+            "blurry:blurry_split_mnist",
+            5,
+            "task-free class-incremental, 5 x 2 classes with blurred boundaries (Blurry10), no boundary given",
+            splits_classes=True,
+            task_free=True,
+            default_blur=0.1,
+        ),
     )
 }
 BENCHMARKS = tuple(SCENARIOS)  # in report order
+
+
+# How reports name a benchmark run under the online protocol (a stream of its own): split-mnist-online.
+ONLINE_SUFFIX = "-online"
+
+
+def stream_label(benchmark: str, online: bool | None) -> str:
+    """The name a report gives the stream a run trained on: the benchmark, suffixed when online."""
+    return benchmark + ONLINE_SUFFIX if online else benchmark
 
 
 class UnknownBenchmark(ValueError):

@@ -12,6 +12,10 @@ Scenarios
                       harness masks the logits to the task's classes.
 ``permuted-mnist``    domain-incremental: every experience (the first one included) applies its
                       own fixed pixel permutation, drawn from the seed; all 10 classes each time.
+``rotated-mnist``     domain-incremental: every experience rotates the images by its own angle
+                      (``benchmarks.rotation``).
+``split-mnist-blurry`` task-free: split-mnist's experiences with blurred boundaries
+                      (``benchmarks.blurry``); no boundary reaches the strategy.
 
 Validation: ``valid_fraction`` of each training experience (default 10%, drawn from the seed)
 is held out in ``valid_stream`` and never trained on; hyperparameters are chosen on it, never
@@ -20,6 +24,7 @@ on ``test_stream``.
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field
 
 import torch
@@ -177,20 +182,28 @@ def build_benchmark(
     valid_fraction: float = 0.1,
     train_per_experience: int | None = None,
     input_scale: str = "standard",
+    blur: float | None = None,
 ) -> Benchmark:
     """Build a benchmark by name. Uses its own RNG: the global torch RNG is left untouched.
 
     ``train_per_experience`` keeps a seeded random subset of that many training samples in
     each experience (after the validation hold-out); None keeps them all. ``input_scale``
-    "unit" gives pixels in [0, 1] instead of standardised ones.
+    "unit" gives pixels in [0, 1] instead of standardised ones. ``blur`` is a blurry scenario's
+    share of foreign samples per experience (None: the scenario's default).
     """
     scenario = get_scenario(name)
-    builder = globals()[scenario.builder]
+    module, _, function = scenario.builder.rpartition(":")
+    builder = getattr(importlib.import_module(f"benchmarks.{module}"), function) if module else globals()[function]
+    options = dict(scenario.builder_options)
+    if scenario.default_blur is not None:
+        options["blur"] = scenario.default_blur if blur is None else blur
+    elif blur is not None:
+        raise ValueError(f"{name} has no blurred boundaries: blur applies to a blurry benchmark only")
     return builder(
         unit_scaled(data) if input_scale == "unit" else data,
         seed=seed,
         n_experiences=scenario.experiences(n_experiences),
         valid_fraction=valid_fraction,
         train_per_experience=train_per_experience,
-        **scenario.builder_options,
+        **options,
     )

@@ -73,6 +73,14 @@ class EpiNetConfig(BaseModel):
     it and those never seen (ER-ACE's asymmetric loss). ``consolidation_epochs`` trains on
     memory alone for that many epochs at the end of each experience.
 
+    Boundary-free triggers, on the clock (for streams that give no experience boundary):
+    ``origin_every`` (N > 0) stamps each episode's origin with its time bucket, ticks // N,
+    instead of the number of experiences ended (0), so ``balance_origin`` balances over time;
+    ``consolidate_every`` (N > 0) runs the consolidation pass (``consolidation_epochs`` epochs)
+    every N ticks. Without boundaries ``end_experience`` is never called: neither the
+    end-of-experience pass nor ``reencode_every_experience`` happens (``reencode_every`` is the
+    clock's re-encoding).
+
     ``preset="notebook"`` starts from the notebook's settings (``NOTEBOOK_PRESET``) instead
     of these defaults; fields given explicitly override either.
     """
@@ -100,6 +108,8 @@ class EpiNetConfig(BaseModel):
     vote_weight: float = Field(0.0, ge=0, le=1, allow_inf_nan=False)
     asymmetric: bool = True
     consolidation_epochs: int = Field(3, ge=0)
+    origin_every: int = Field(0, ge=0)
+    consolidate_every: int = Field(0, ge=0)
     # How recall searches for its top-k (epinet.recall_index): "faiss-ivf" is approximate from
     # 10,000 memories up and needs the faiss extra (checked when the model is built, not here,
     # so that stored results stay readable without faiss).

@@ -67,6 +67,13 @@ class EpiNetModel(nn.Module):
         """Training iterations ticked so far."""
         return int(self.clock.ticks)
 
+    @property
+    def origin(self) -> int:
+        """The origin stamped on episodes stored now: the experiences ended so far, or with
+        ``config.origin_every`` = N > 0, the clock's time bucket (iterations // N)."""
+        every = self.config.origin_every
+        return self.iterations // every if every else int(self.experience)
+
     # ------------------------------------------------------------------ one training iteration
 
     def observe(
@@ -84,8 +91,10 @@ class EpiNetModel(nn.Module):
         loss = self.training_loss(logits, y, mask_logits)
         loss.backward()
         optimizer.step()
-        # What it stores afterwards: the batch in memory, one clock tick, periodic re-encoding.
+        # What it stores afterwards: the batch in memory, one clock tick, periodic re-encoding;
+        # then the clock's consolidation pass, if one is due.
         self.store(x, z, raw_logits, y, t, mask_logits)
+        self.on_clock(optimizer, len(y), mask_logits)
         return loss.detach()
 
     def forward_with_latent(self, x: Tensor) -> tuple[Tensor, Tensor]:
@@ -140,6 +149,13 @@ class EpiNetModel(nn.Module):
         every = self.config.reencode_every
         if every and self.iterations % every == 0:
             self.reencode_memory()
+
+    def on_clock(self, optimizer: Optimizer, batch_size: int, mask_logits: MaskLogits | None = None) -> None:
+        """After :meth:`store`: the consolidation pass when ``config.consolidate_every`` ticks have
+        passed since the last (a boundary-free trigger; off at 0)."""
+        every = self.config.consolidate_every
+        if every and self.config.consolidation_epochs and self.iterations % every == 0:
+            self.consolidate(optimizer, batch_size, mask_logits)
 
     def end_experience(
         self, optimizer: Optimizer | None = None, batch_size: int = 128, mask_logits: MaskLogits | None = None
@@ -213,9 +229,7 @@ class EpiNetModel(nn.Module):
         else:
             r0 = per_sample_loss.detach()
         responses = logits if self.config.response_weight else None
-        self.memory.admit(
-            x, z, r0, y, t, self.clock.now(), self.config.alpha, origin=int(self.experience), logits=responses
-        )
+        self.memory.admit(x, z, r0, y, t, self.clock.now(), self.config.alpha, origin=self.origin, logits=responses)
 
     def replay_term(
         self,

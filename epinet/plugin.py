@@ -29,7 +29,9 @@ from epinet.model import EpiNetModel
 class EpiNetPlugin(SupervisedPlugin):
     """EpiNetModel's step in Avalanche's loop: Avalanche runs the forward pass, the main
     loss, backward and the optimizer step; the plugin adds the replay term before backward
-    (``training_loss``), stores the batch after the step (``store``) and ends experiences.
+    (``training_loss``), stores the batch after the step (``store``, then the clock's triggers,
+    ``on_clock``) and ends experiences. With ``boundaries=False`` (a stream whose experiences
+    are mini-experiences, not tasks) it never ends one: only the clock triggers anything.
 
     The batch's latent, which ``store`` admits to memory, comes from Avalanche's own
     forward (``model(mb_x)``): a hook on the encoder records it during that one call,
@@ -37,8 +39,9 @@ class EpiNetPlugin(SupervisedPlugin):
     that follows is not recorded.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, boundaries: bool = True) -> None:
         super().__init__()
+        self.boundaries = boundaries
         self._latent: Tensor | None = None
         self._hook: RemovableHandle | None = None
 
@@ -69,8 +72,11 @@ class EpiNetPlugin(SupervisedPlugin):
         logits = getattr(strategy, "mb_raw_output", strategy.mb_output)
         model.store(strategy.mb_x, self._latent, logits, strategy.mb_y, strategy.mb_task_id, mask_logits)
         self._latent = None
+        model.on_clock(strategy.optimizer, strategy.train_mb_size, mask_logits)
 
     def after_training_exp(self, strategy: Any, *args: Any, **kwargs: Any) -> None:
+        if not self.boundaries:
+            return
         mask_logits = getattr(strategy, "mask_logits", None)
         strategy.model.end_experience(strategy.optimizer, strategy.train_mb_size, mask_logits)
 
@@ -86,12 +92,14 @@ def epinet_strategy(
     plugins: Sequence[BasePlugin] = (),
     evaluator: Any = None,
     template: type | None = None,
+    boundaries: bool = True,
     **kwargs: Any,
 ) -> Any:
     """Build ``template`` (default ``SupervisedTemplate``) with an EpiNetPlugin first.
 
     ``evaluator`` is passed through unchanged: None means no Avalanche
-    logging. Extra ``kwargs`` go to the template.
+    logging. ``boundaries=False``: the experiences are no task boundaries (see EpiNetPlugin).
+    Extra ``kwargs`` go to the template.
     """
     template = template or SupervisedTemplate
     if not isinstance(model, EpiNetModel):
@@ -103,7 +111,7 @@ def epinet_strategy(
         eval_mb_size=eval_mb_size,
         train_epochs=train_epochs,
         device=device,
-        plugins=[EpiNetPlugin(), *plugins],
+        plugins=[EpiNetPlugin(boundaries), *plugins],
         evaluator=evaluator,
         **kwargs,
     )

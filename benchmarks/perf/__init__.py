@@ -12,7 +12,9 @@ own table rows:
 (d) ``admission``: admission of a batch into a full memory, and EpiNet's after-step bookkeeping;
 (e) ``sweep``: wall time and peak RSS of the ``quick.yaml`` sweep with ``--jobs 2``;
 (f) ``ray_overhead``: the same sweep on an embedded Ray (``--backend ray --jobs 2``) against (e);
-(g) ``tracking_cost``: what ``--log`` costs, per tracker: steady state per experience, fixed per run.
+(g) ``tracking_cost``: what ``--log`` costs, per tracker: steady state per experience, fixed per run;
+(h) ``online``: the online protocol at batch 10 (Naive, one ``train`` call per mini-experience)
+    vs a plain PyTorch loop, time per sample.
 
 With ``--device cuda`` every measurement trains on the GPU (timers wait for its queued work);
 ``perf.json`` names the device either way.

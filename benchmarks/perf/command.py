@@ -16,6 +16,7 @@ from benchmarks import devices, provenance
 from benchmarks.extras import require
 from benchmarks.perf.admission import measure_admission
 from benchmarks.perf.harness import measure_harness
+from benchmarks.perf.online import measure_online
 from benchmarks.perf.per_experience import measure_epinet_vs_replay
 from benchmarks.perf.ray_overhead import measure_ray_overhead
 from benchmarks.perf.recall import measure_recall, measure_recall_index
@@ -79,6 +80,8 @@ def run_perf(
         return measurement
 
     measure("(a) harness vs plain loop", lambda: measure_harness(bench, repeats, device))
+    # (h) beside (a): both against a plain loop (CPU only: the online protocol is about per-call overhead)
+    measure("(h) online protocol at batch 10 vs plain loop", lambda: measure_online(bench, repeats))
     per_experience = measure(
         "(b) EpiNet vs replay, per experience", lambda: measure_epinet_vs_replay(bench, repeats, device)
     )

@@ -5,6 +5,7 @@ EPINET_REPLAY_RATIO = 1.30  # (b) EpiNet / replay, per experience
 RECALL_100K_MS = 20.0  # (c) 128 queries against 100,000 memories
 RECALL_INDEX_100K_MS = 20.0  # (c) the same with recall_index=faiss-ivf, the index built
 RECALL_INDEX_MIN_RECALL = 0.95  # (c) ... its recall@k against exact search
+ONLINE_RATIO = 2.00  # (h) online protocol at batch 10: harness / plain loop, per sample
 QUICK_SECONDS = 300.0  # (e) quick.yaml with --jobs 2
 RAY_OVERHEAD_RATIO = 1.10  # (f) quick.yaml on an embedded Ray / on the local pool, --jobs 2 each
 TRACKING_OVERHEAD = 0.03  # (g) steady-state training time with a --log tracker, over without, minus 1
@@ -16,6 +17,7 @@ ALL = {
     "recall_100k_ms": RECALL_100K_MS,
     "recall_index_100k_ms": RECALL_INDEX_100K_MS,
     "recall_index_min_recall": RECALL_INDEX_MIN_RECALL,
+    "online_ratio": ONLINE_RATIO,
     "quick_seconds": QUICK_SECONDS,
     "ray_overhead_ratio": RAY_OVERHEAD_RATIO,
     "tracking_overhead": TRACKING_OVERHEAD,

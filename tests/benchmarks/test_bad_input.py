@@ -15,6 +15,7 @@ import pytest
 from baselines.registry import known_strategies
 from benchmarks.cli import main
 from benchmarks.data import FILES, raw_dir, write_idx
+from benchmarks.scenarios import BENCHMARKS
 
 SWEEP = """
 name: tiny
@@ -69,7 +70,7 @@ def sweep_file(tmp_path, strategies="[naive]", extra="") -> Path:
         ),
         (
             "strategy_options: {ewc@split-mnsit: {ewc_lambda: 1}}",
-            "key 'ewc@split-mnsit' names no known benchmark; known: split-mnist, split-mnist-task, permuted-mnist",
+            "key 'ewc@split-mnsit' names no known benchmark; known: " + ", ".join(BENCHMARKS),
         ),
         (
             "strategy_options: {epinet: {topk: 3}}",

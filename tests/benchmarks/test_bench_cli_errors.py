@@ -7,6 +7,7 @@ import benchmarks.data
 import benchmarks.runner
 import benchmarks.sweep
 from benchmarks.cli import main
+from benchmarks.scenarios import BENCHMARKS
 
 
 @pytest.fixture
@@ -45,8 +46,8 @@ def run_args(run_argv, synthetic_root, tmp_path):
 def test_unknown_benchmark(no_work, run_args, capsys):
     fails_with(
         capsys,
-        run_args(benchmark="rotated-mnist"),
-        "benchmark: unknown benchmark 'rotated-mnist'; known: split-mnist, split-mnist-task, permuted-mnist",
+        run_args(benchmark="cifar-10"),
+        "benchmark: unknown benchmark 'cifar-10'; known: " + ", ".join(BENCHMARKS),
     )
 
 
