@@ -84,9 +84,9 @@ def spy(monkeypatch):
     spies: list[Spy] = []
     real = benchmarks.runner.strategy_setup
 
-    def strategy_setup(config, bench, plugins):
+    def strategy_setup(config, bench, plugins, device="cpu"):
         spies.append(Spy())
-        return real(config, bench, [*plugins, spies[-1]])
+        return real(config, bench, [*plugins, spies[-1]], device)
 
     monkeypatch.setattr(benchmarks.runner, "strategy_setup", strategy_setup)
     return spies
