@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from benchmarks.data import MNIST, N_CLASSES
-from benchmarks.streams import Benchmark, _holdout, _scenario
+from benchmarks.streams import Benchmark, _holdout, _scenario, append_domain_experience
 
 CHUNK = 8192  # images rotated at once: bounds the sampling grid's memory
 
@@ -66,13 +66,12 @@ def rotated_mnist(
     chosen = angles(n_experiences, seed)
     generator = torch.Generator().manual_seed(seed)
     background = float(min(data.train_x.min(), data.test_x.min()))
-    train, valid, test = [], [], []
+    streams: tuple[list, list, list] = ([], [], [])
     for degrees in chosen:
-        keep, held = _holdout(len(data.train_y), valid_fraction, generator, train_per_experience)
-        for x, y, rows, out in (
-            (data.train_x, data.train_y, keep, train),
-            (data.train_x, data.train_y, held, valid),
-            (data.test_x, data.test_y, torch.arange(len(data.test_y)), test),
-        ):
-            out.append((rotate(x[rows], degrees, background), y[rows], torch.zeros(len(rows), dtype=torch.long)))
-    return Benchmark("rotated-mnist", _scenario(train, valid, test), N_CLASSES, meta={"angles": chosen})
+        append_domain_experience(
+            streams,
+            data,
+            _holdout(len(data.train_y), valid_fraction, generator, train_per_experience),
+            lambda x, rows, degrees=degrees: rotate(x[rows], degrees, background),
+        )
+    return Benchmark("rotated-mnist", _scenario(*streams), N_CLASSES, meta={"angles": chosen})

@@ -157,20 +157,34 @@ def permuted_mnist(
     if n_experiences < 1:
         raise ValueError(f"n_experiences must be positive (got {n_experiences})")
     generator = torch.Generator().manual_seed(seed)
-    train, valid, test = [], [], []
+    streams: tuple[list, list, list] = ([], [], [])
     n_pixels = data.train_x[0].numel()
     for _ in range(n_experiences):
         perm = torch.randperm(n_pixels, generator=generator)
-        keep, held = _holdout(len(data.train_y), valid_fraction, generator, train_per_experience)
-        for x, y, rows, out in (
-            (data.train_x, data.train_y, keep, train),
-            (data.train_x, data.train_y, held, valid),
-            (data.test_x, data.test_y, torch.arange(len(data.test_y)), test),
-        ):
-            # One gather picks the rows and permutes the pixels without an intermediate copy.
-            permuted = x.flatten(1)[rows[:, None], perm[None, :]].view(len(rows), *x.shape[1:])
-            out.append((permuted, y[rows], torch.zeros(len(rows), dtype=torch.long)))
-    return Benchmark("permuted-mnist", _scenario(train, valid, test), N_CLASSES)
+        # One gather picks the rows and permutes the pixels without an intermediate copy.
+        append_domain_experience(
+            streams,
+            data,
+            _holdout(len(data.train_y), valid_fraction, generator, train_per_experience),
+            lambda x, rows, perm=perm: x.flatten(1)[rows[:, None], perm[None, :]].view(len(rows), *x.shape[1:]),
+        )
+    return Benchmark("permuted-mnist", _scenario(*streams), N_CLASSES)
+
+
+def append_domain_experience(streams: tuple[list, list, list], data: MNIST, holdout, transform) -> None:
+    """Append one domain-incremental experience, all ten classes, task label 0, to the (train,
+    valid, test) lists: ``transform(images, rows)`` gives the chosen ``rows`` of ``images``,
+    transformed (the kept and held-out training rows of ``holdout``, then the whole test set)."""
+    keep, held = holdout
+    for (x, y, rows), out in zip(
+        (
+            (data.train_x, data.train_y, keep),
+            (data.train_x, data.train_y, held),
+            (data.test_x, data.test_y, torch.arange(len(data.test_y))),
+        ),
+        streams,
+    ):
+        out.append((transform(x, rows), y[rows], torch.zeros(len(rows), dtype=torch.long)))
 
 
 def build_benchmark(
