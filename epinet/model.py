@@ -25,7 +25,8 @@ class EpiNetModel(nn.Module):
     ``forward(x)`` encodes, recalls from memory (in train and eval mode alike) and decodes
     to logits; it has no side effects. One training iteration is :meth:`observe`, readable
     top to bottom. A loop that owns the forward pass and the optimizer (Avalanche's, through
-    ``epinet.plugin``) calls the same parts in the same order: :meth:`forward_with_latent`,
+    ``epinet.plugin``) calls the same parts in the same order: :meth:`replay_slots` and
+    :meth:`with_replayed`, its own forward pass over that (:meth:`forward_with_latent`),
     :meth:`training_loss`, its own backward and optimizer step, :meth:`store`; and
     :meth:`end_experience` after each experience.
 
@@ -56,7 +57,9 @@ class EpiNetModel(nn.Module):
             store_keys=config.recalls,
         )
         self.recall_engine = RecallEngine(config.top_k, config.recall_index)
-        self.decoder = MixtureOfExpertsDecoder(config.latent_dim, config.hidden_dim, num_classes, config.num_experts)
+        self.decoder = MixtureOfExpertsDecoder(
+            config.latent_dim, config.hidden_dim, num_classes, config.num_experts, reads_recall=config.recall
+        )
         self.clock: Clock = make_clock(config.clock)
         # Experiences ended so far (the origin stamped on new episodes), and the classes seen.
         self.register_buffer("experience", torch.zeros((), dtype=torch.long))
@@ -84,18 +87,39 @@ class EpiNetModel(nn.Module):
         ``mask_logits(logits, task_labels)``, if given, masks the logits of the batch and of
         the replayed memories (task-incremental learning).
         """
-        # What the iteration computes: loss = loss_main + beta * loss_replay + gamma * loss_response.
+        # What the iteration computes: loss = loss_main + beta * loss_replay + gamma * loss_response,
+        # from one forward pass over the batch followed by the memories it replays.
         optimizer.zero_grad()
-        raw_logits, z = self.forward_with_latent(x)
-        logits = raw_logits if mask_logits is None else mask_logits(raw_logits, t)
-        loss = self.training_loss(logits, y, mask_logits)
+        b = len(y)
+        slots = self.replay_slots(b)
+        xs, ts = self.with_replayed(x, t, slots)
+        raw_logits, z = self.forward_with_latent(xs)
+        logits = raw_logits if mask_logits is None else mask_logits(raw_logits, ts)
+        loss = self.training_loss(logits[:b], y, slots, raw_logits[b:], logits[b:])
         loss.backward()
         optimizer.step()
         # What it stores afterwards: the batch in memory, one clock tick, periodic re-encoding;
         # then the clock's consolidation pass, if one is due.
-        self.store(x, z, raw_logits, y, t, mask_logits)
-        self.on_clock(optimizer, len(y), mask_logits)
+        self.store(x, z[:b], raw_logits[:b], y, t, mask_logits)
+        self.on_clock(optimizer, b, mask_logits)
         return loss.detach()
+
+    def replay_slots(self, batch_size: int, generator: torch.Generator | None = None) -> Tensor | None:
+        """The memories a batch of ``batch_size`` replays: ``config.replay_batch_size`` of them
+        (default: as many as the batch), drawn uniformly without replacement. None when there is
+        nothing to replay (empty memory, or beta = gamma = 0)."""
+        if len(self.memory) == 0 or (self.config.beta == 0 and self.config.response_weight == 0):
+            return None
+        return self.memory.sample_slots(self.config.replay_batch_size or batch_size, generator)
+
+    def with_replayed(self, x: Tensor, t: Tensor | int, slots: Tensor | None) -> tuple[Tensor, Tensor]:
+        """(x, t) of the batch followed by the memories in ``slots``: one forward pass serves the
+        batch and the replay term (the network has no batch statistics, so each row's output is
+        the same either way, and one pass over 2B rows is cheaper than two over B)."""
+        t = torch.as_tensor(t, device=x.device, dtype=torch.long).expand(x.shape[0])
+        if slots is None:
+            return x, t
+        return torch.cat([x, self.memory.x[slots].to(x.dtype)]), torch.cat([t, self.memory.t[slots]])
 
     def forward_with_latent(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """(logits, z): the decoder's logits, and the batch's latent (detached) that memory stores."""
@@ -106,15 +130,17 @@ class EpiNetModel(nn.Module):
         self,
         logits: Tensor,
         y: Tensor,
-        mask_logits: MaskLogits | None = None,
-        generator: torch.Generator | None = None,
+        slots: Tensor | None = None,
+        replay_raw_logits: Tensor | None = None,
+        replay_logits: Tensor | None = None,
     ) -> Tensor:
-        """The loss to backpropagate for a batch with (possibly masked) ``logits`` and labels
-        ``y``: ``loss_main`` plus, when there is something to replay, the replay term on
-        ``config.replay_batch_size`` memories (default: as many as the batch)."""
-        replay = self.replay_term(self.config.replay_batch_size or len(y), mask_logits, generator)
+        """The loss to backpropagate: ``loss_main`` on the batch's (possibly masked) ``logits``
+        and labels ``y``, plus, when memories were replayed (``slots``), the replay term on their
+        logits, unmasked and masked (see :meth:`replay_loss`)."""
         main = self.current_batch_loss(logits, y)
-        return main if replay is None else main + replay
+        if slots is None:
+            return main
+        return main + self.replay_loss(slots, replay_raw_logits, replay_logits)
 
     def current_batch_loss(self, logits: Tensor, y: Tensor) -> Tensor:
         """loss_main: cross-entropy on the batch; with ``config.asymmetric``, only over the
@@ -183,22 +209,23 @@ class EpiNetModel(nn.Module):
         """Latent z, shape [B, latent_dim]."""
         return self.encoder(x)
 
-    def recall(self, z: Tensor) -> Tensor:
-        """Recall embedding r for latents z (zeros when ``config.recall`` is off)."""
+    def recall(self, z: Tensor) -> Tensor | None:
+        """Recall embedding r for latents z (None when ``config.recall`` is off: the decoder
+        then reads z alone)."""
         return self.recall_with_votes(z, with_votes=False)[0]
 
-    def recall_with_votes(self, z: Tensor, with_votes: bool) -> tuple[Tensor, Tensor | None]:
-        """(r, votes): the recall embedding fed to the decoder (zeros when ``config.recall``
+    def recall_with_votes(self, z: Tensor, with_votes: bool) -> tuple[Tensor | None, Tensor | None]:
+        """(r, votes): the recall embedding fed to the decoder (None when ``config.recall``
         is off) and, if asked, the recalled labels' distribution (else None)."""
         if not self.config.recall and not with_votes:
-            return torch.zeros_like(z), None
+            return None, None
         # r is not differentiable in z (top-k indices select stored buffers),
         # so no graph is built for it.
         with torch.no_grad():
             r, votes = self.recall_engine.recall_with_votes(
                 z, self.memory, self.clock.now(), self.config.alpha, self.num_classes if with_votes else 0
             )
-        return (r if self.config.recall else torch.zeros_like(z)), votes
+        return (r if self.config.recall else None), votes
 
     def forward(self, x: Tensor) -> Tensor:
         """Decoder logits in training; at evaluation with ``vote_weight`` lambda > 0, the
@@ -231,31 +258,22 @@ class EpiNetModel(nn.Module):
         responses = logits if self.config.response_weight else None
         self.memory.admit(x, z, r0, y, t, self.clock.now(), self.config.alpha, origin=self.origin, logits=responses)
 
-    def replay_term(
-        self,
-        batch_size: int,
-        mask_logits: MaskLogits | None = None,
-        generator: torch.Generator | None = None,
-    ) -> Tensor | None:
-        """The replay part of the loss on ``batch_size`` memories drawn uniformly without
-        replacement (see :meth:`memory_loss`). Returns None when there is nothing to replay
-        (empty memory, or beta = gamma = 0), which also saves the extra forward pass.
-        """
-        if len(self.memory) == 0 or (self.config.beta == 0 and self.config.response_weight == 0):
-            return None
-        return self.memory_loss(self.memory.sample_slots(batch_size, generator), mask_logits)
-
     def memory_loss(self, slots: Tensor, mask_logits: MaskLogits | None = None) -> Tensor:
-        """``beta * loss_replay + gamma * loss_response`` on the memories in ``slots``.
+        """:meth:`replay_loss` on the memories in ``slots``, with a forward pass of their own
+        (their logits masked by ``mask_logits(logits, task_labels)`` if given)."""
+        raw_logits = self(self.memory.x[slots])
+        logits = raw_logits if mask_logits is None else mask_logits(raw_logits, self.memory.t[slots])
+        return self.replay_loss(slots, raw_logits, logits)
 
-        loss_replay is the notebook's cross-entropy on the stored labels (logits masked by
-        ``mask_logits(logits, task_labels)`` if given); loss_response the mean squared error
-        between the unmasked logits and the stored responses. Replayed memories are
-        reconsolidated as ``config.reconsolidate`` says.
+    def replay_loss(self, slots: Tensor, raw_logits: Tensor, logits: Tensor) -> Tensor:
+        """``beta * loss_replay + gamma * loss_response`` on the memories in ``slots``, given the
+        model's logits for them, unmasked (``raw_logits``) and masked (``logits``).
+
+        loss_replay is the notebook's cross-entropy of the masked logits on the stored labels;
+        loss_response the mean squared error between the unmasked logits and the stored
+        responses. Replayed memories are reconsolidated as ``config.reconsolidate`` says.
         """
-        x, y, t = self.memory.x[slots], self.memory.y[slots], self.memory.t[slots]
-        raw_logits = self(x)
-        logits = raw_logits if mask_logits is None else mask_logits(raw_logits, t)
+        y = self.memory.y[slots]
         per_sample = F.cross_entropy(logits, y, reduction="none")
         loss = self.config.beta * per_sample.mean()
         if self.config.response_weight:

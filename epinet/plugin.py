@@ -19,6 +19,7 @@ from typing import Any
 
 from avalanche.core import BasePlugin, SupervisedPlugin
 from avalanche.training.templates import SupervisedTemplate
+import torch
 from torch import Tensor, nn
 from torch.optim import Optimizer
 from torch.utils.hooks import RemovableHandle
@@ -27,16 +28,18 @@ from epinet.model import EpiNetModel
 
 
 class EpiNetPlugin(SupervisedPlugin):
-    """EpiNetModel's step in Avalanche's loop: Avalanche runs the forward pass, the main
-    loss, backward and the optimizer step; the plugin adds the replay term before backward
-    (``training_loss``), stores the batch after the step (``store``, then the clock's triggers,
-    ``on_clock``) and ends experiences. With ``boundaries=False`` (a stream whose experiences
-    are mini-experiences, not tasks) it never ends one: only the clock triggers anything.
+    """EpiNetModel's step (``EpiNetModel.observe``) in Avalanche's loop: Avalanche runs the
+    forward pass, backward and the optimizer step; the plugin appends the replayed memories to
+    the minibatch for that one forward pass (``replay_slots``, ``with_replayed``; Avalanche's own
+    replay likewise concatenates its buffer into the minibatch) and splits its output after it,
+    sets the loss before backward (``training_loss``), stores the batch after the step
+    (``store``, then the clock's triggers, ``on_clock``) and ends experiences. With
+    ``boundaries=False`` (a stream whose experiences are mini-experiences, not tasks) it never
+    ends one: only the clock triggers anything.
 
     The batch's latent, which ``store`` admits to memory, comes from Avalanche's own
-    forward (``model(mb_x)``): a hook on the encoder records it during that one call,
-    installed in ``before_forward`` and removed in ``after_forward``, so the replay forward
-    that follows is not recorded.
+    forward: a hook on the encoder records it during that one call, installed in
+    ``before_forward`` and removed in ``after_forward``.
     """
 
     def __init__(self, boundaries: bool = True) -> None:
@@ -44,6 +47,8 @@ class EpiNetPlugin(SupervisedPlugin):
         self.boundaries = boundaries
         self._latent: Tensor | None = None
         self._hook: RemovableHandle | None = None
+        self._batch: list[Tensor] | None = None  # the minibatch as the loader gave it
+        self._replay: tuple[Tensor | None, Tensor | None, Tensor | None] = (None, None, None)
 
     def _record_latent(self, module: nn.Module, inputs: Any, output: Tensor) -> None:
         self._latent = output.detach()
@@ -54,15 +59,35 @@ class EpiNetPlugin(SupervisedPlugin):
             self._hook = None
 
     def before_forward(self, strategy: Any, *args: Any, **kwargs: Any) -> None:
+        model: EpiNetModel = strategy.model
+        x, y, t = strategy.mb_x, strategy.mb_y, strategy.mb_task_id
+        self._batch = list(strategy.mbatch)
+        self._replay = (model.replay_slots(len(y)), None, None)
+        slots = self._replay[0]
+        if slots is not None:  # x (and its task labels, which mask the logits) extended by the memories
+            x, t = model.with_replayed(x, t, slots)
+            strategy.mbatch = [x, torch.cat([y, model.memory.y[slots]]), *self._batch[2:-1], t]
         self._remove_hook()  # one left by a forward that raised
-        self._hook = strategy.model.encoder.register_forward_hook(self._record_latent)
+        self._hook = model.encoder.register_forward_hook(self._record_latent)
 
     def after_forward(self, strategy: Any, *args: Any, **kwargs: Any) -> None:
         self._remove_hook()
+        b = len(self._batch[1])
+        slots = self._replay[0]
+        if slots is not None:  # the batch's rows back to Avalanche; the memories' kept for the loss
+            raw = getattr(strategy, "mb_raw_output", strategy.mb_output)[b:]
+            mask_logits = getattr(strategy, "mask_logits", None)  # idempotent: masking twice is harmless
+            self._replay = (slots, raw, raw if mask_logits is None else mask_logits(raw, strategy.mb_task_id[b:]))
+            strategy.mb_output = strategy.mb_output[:b]
+            if hasattr(strategy, "mb_raw_output"):
+                strategy.mb_raw_output = strategy.mb_raw_output[:b]
+            self._latent = self._latent[:b]
+        strategy.mbatch = self._batch
 
     def before_backward(self, strategy: Any, *args: Any, **kwargs: Any) -> None:
         model: EpiNetModel = strategy.model
-        strategy.loss = model.training_loss(strategy.mb_output, strategy.mb_y, getattr(strategy, "mask_logits", None))
+        strategy.loss = model.training_loss(strategy.mb_output, strategy.mb_y, *self._replay)
+        self._replay = (None, None, None)
 
     def after_training_iteration(self, strategy: Any, *args: Any, **kwargs: Any) -> None:
         model: EpiNetModel = strategy.model

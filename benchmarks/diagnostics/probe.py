@@ -19,7 +19,7 @@ Nothing here draws from a random stream, changes a weight or writes a buffer, so
 run trains exactly like the same run without the plugin (tests/benchmarks/test_diagnostics.py
 checks the accuracy matrices are equal). Two points inside ``EpiNetModel`` have no Avalanche
 callback: the re-encoding within ``end_experience`` and the replay minibatch within the loss.
-There the plugin wraps the instance's ``reencode_memory`` and ``memory_loss`` (the class and
+There the plugin wraps the instance's ``reencode_memory`` and ``replay_loss`` (the class and
 ``epinet/`` are untouched): the wrappers measure or note the slots, then call the original.
 """
 
@@ -67,6 +67,7 @@ def recall_view(model: EpiNetModel, x: Tensor, y: Tensor) -> dict[str, Tensor]:
     if not model.memory.store_keys:
         return {"z": z, "r": torch.zeros_like(z), "agreement": torch.full_like(y, float("nan"), dtype=z.dtype)}
     r, votes = model.recall_with_votes(z, with_votes=True)
+    r = torch.zeros_like(z) if r is None else r  # the decoder reads no r: none is fed
     return {"z": z, "r": r, "agreement": votes.gather(1, y[:, None]).squeeze(1)}
 
 
@@ -135,7 +136,7 @@ class DiagnosticsPlugin(SupervisedPlugin):
             self._wrap(model)
 
     def _wrap(self, model: EpiNetModel) -> None:
-        reencode, memory_loss = model.reencode_memory, model.memory_loss
+        reencode, replay_loss = model.reencode_memory, model.replay_loss
 
         def reencode_observed(*args, **kwargs):
             if not self._ending:  # a periodic re-encoding (reencode_every): not measured
@@ -152,13 +153,13 @@ class DiagnosticsPlugin(SupervisedPlugin):
             self._measure("after_reencode")
             return result
 
-        def memory_loss_observed(slots, *args, **kwargs):
+        def replay_loss_observed(slots, *args, **kwargs):
             self._replay_slots = slots
-            return memory_loss(slots, *args, **kwargs)
+            return replay_loss(slots, *args, **kwargs)
 
         # Instance attributes shadow the methods for this model only; the class is unchanged.
         model.reencode_memory = reencode_observed
-        model.memory_loss = memory_loss_observed
+        model.replay_loss = replay_loss_observed
 
     def _mask(self) -> Callable[[Tensor, Tensor], Tensor] | None:
         return getattr(self._strategy, "mask_logits", None)

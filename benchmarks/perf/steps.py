@@ -1,10 +1,10 @@
 """(b) EpiNet's and replay's training steps outside Avalanche: the methods' own compute.
 
-EpiNet's step is the model's own, ``EpiNetModel.observe`` (main forward with recall, replay
-forward on 128 memories with recall, backward, Adam, then admission of the batch and the
-clock tick). Its phase breakdown calls the same parts observe calls, in the same order,
-timing each. Replay's step, for comparison: one forward of 256 samples (128 current + 128
-from a buffer), backward, Adam.
+EpiNet's step is the model's own, ``EpiNetModel.observe`` (one forward, recall included, over
+the batch followed by 128 replayed memories; the losses; backward; Adam; then admission of the
+batch and the clock tick). Its phase breakdown calls the same parts observe calls, in the same
+order, timing each. Replay's step, for comparison: one forward of 256 samples (128 current +
+128 from a buffer), backward, Adam.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from torch import nn
 from benchmarks.perf.setups import filled_model, strategy_setup
 from benchmarks.perf.timing import Row, clock, interleaved_rounds, time_calls
 
-EPINET_PHASES = ("main_forward", "replay_forward", "backward", "optimizer", "store")
+EPINET_PHASES = ("forward", "loss", "backward", "optimizer", "store")
 REPLAY_PHASES = ("forward", "backward", "optimizer")
 CPU_CLOCK = clock("cpu")  # the phases' default timer; a GPU's is passed in (it waits for queued work)
 
@@ -51,7 +51,7 @@ class BareSteps:
                 f" = {self.ratio_epinet_replay:.2f}x",
             ),
             Row(
-                "(b) EpiNet step by phase: main fwd + replay fwd + backward + Adam + store (admission, tick)",
+                "(b) EpiNet step by phase: fwd (256 samples) + losses + backward + Adam + store (admission, tick)",
                 " + ".join(f"{e[p]:.2f}" for p in EPINET_PHASES) + " ms",
             ),
             Row(
@@ -59,10 +59,10 @@ class BareSteps:
                 " + ".join(f"{r[p]:.2f}" for p in REPLAY_PHASES) + " ms",
             ),
             Row(
-                "(b) forward + backward per step: EpiNet encoder + decoder (+ recall, no grad), each on 2 x 128;"
+                "(b) forward + backward per step: EpiNet encoder + decoder (+ recall, no grad), each on 256;"
                 " replay's whole classifier on 256",
-                f"{k['epinet_encoder_2x128']:.2f} + {k['epinet_decoder_2x128']:.2f}"
-                f" (+ {k['epinet_recall_2x128']:.2f}) ms vs {k['replay_classifier_256']:.2f} ms",
+                f"{k['epinet_encoder_256']:.2f} + {k['epinet_decoder_256']:.2f}"
+                f" (+ {k['epinet_recall_256']:.2f}) ms vs {k['replay_classifier_256']:.2f} ms",
             ),
             Row(
                 "(b) forward multiply-adds per sample (dense layers + recall), EpiNet / replay",
@@ -86,15 +86,18 @@ def epinet_phases(model, optimizer, xb, yb, tb, now=CPU_CLOCK) -> dict[str, floa
     """One EpiNet training step through observe's parts, in observe's order, each timed."""
     t0 = now()
     optimizer.zero_grad()
-    logits, z = model.forward_with_latent(xb)
+    b = len(yb)
+    slots = model.replay_slots(b)
+    xs, _ = model.with_replayed(xb, tb, slots)
+    logits, z = model.forward_with_latent(xs)
     t1 = now()
-    loss = model.training_loss(logits, yb)
+    loss = model.training_loss(logits[:b], yb, slots, logits[b:], logits[b:])
     t2 = now()
     loss.backward()
     t3 = now()
     optimizer.step()
     t4 = now()
-    model.store(xb, z, logits, yb, tb)
+    model.store(xb, z[:b], logits[:b], yb, tb)
     t5 = now()
     return dict(zip(EPINET_PHASES, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4)))
 
@@ -161,22 +164,23 @@ def measure_bare_steps(bench, repeats: int, steps: int = 40, device: str = "cpu"
         components_ms=components_ms(model, classifier, x[:b], 2 * b, max(20, 4 * repeats), device),
         parameters={"epinet": _count(model.parameters()), "replay": _count(classifier.parameters())},
         forward_macs_per_sample={
-            "epinet": _linear_macs(model) + model.config.capacity * model.config.latent_dim,  # + recall's cosine matmul
+            # + recall's cosine matmul, where the decoder reads recall
+            "epinet": _linear_macs(model) + model.config.recall * model.config.capacity * model.config.latent_dim,
             "replay": _linear_macs(classifier),
         },
     )
 
 
 def components_ms(model, classifier, xb: torch.Tensor, replay_batch: int, calls: int, device="cpu") -> dict[str, float]:
-    """Forward + backward of each of EpiNet's parts on one training step's worth of data, in ms:
-    EpiNet runs every part twice on 128 samples (main and replay batch), replay once on 256."""
+    """Forward + backward of each of EpiNet's parts on one training step's worth of data (the
+    batch and as many replayed samples, 256 rows, one pass each), in ms."""
     x2 = xb.repeat(2, 1, 1, 1)[:replay_batch]
-    z = model.encode(xb).detach()
+    z = model.encode(x2).detach()
     with torch.no_grad():
         r = model.recall(z)
 
     def encoder():
-        model.encode(xb).sum().backward()
+        model.encode(x2).sum().backward()
 
     def decoder():
         model.decoder(z.requires_grad_(), r).sum().backward()
@@ -193,9 +197,9 @@ def components_ms(model, classifier, xb: torch.Tensor, replay_batch: int, calls:
     model.zero_grad(set_to_none=True)
     classifier.zero_grad(set_to_none=True)
     return {
-        "epinet_encoder_2x128": 2 * median_ms["encoder"],
-        "epinet_decoder_2x128": 2 * median_ms["decoder"],
-        "epinet_recall_2x128": 2 * median_ms["recall"],
+        "epinet_encoder_256": median_ms["encoder"],
+        "epinet_decoder_256": median_ms["decoder"],
+        "epinet_recall_256": median_ms["recall"],
         "replay_classifier_256": median_ms["classifier"],
     }
 

@@ -236,8 +236,8 @@ def test_bare_steps_time_the_models_own_observe(synthetic_mnist, monkeypatch):
     steps = measure_bare_steps(bench, repeats=1, steps=2)
     assert calls == [128] * 4  # 2 steps, in the warm-up round and the one timed round
     assert steps.epinet_ms_per_step > 0 and set(steps.epinet_phase_ms) == {
-        "main_forward",
-        "replay_forward",
+        "forward",
+        "loss",
         "backward",
         "optimizer",
         "store",

@@ -88,13 +88,17 @@ def test_forward_recalls_in_both_modes_and_changes_nothing():
     assert not hasattr(model, "last_latent")
 
 
-def test_recall_off_feeds_zeros_to_decoder():
+def test_recall_off_decodes_z_alone():
     model = small_model(recall=False)
     fill(model)
     x = torch.randn(3, 1, 28, 28)
     z = model.encode(x)
-    assert torch.equal(model.recall(z), torch.zeros_like(z))
-    torch.testing.assert_close(model(x), model.decoder(z, torch.zeros_like(z)))
+    assert model.recall(z) is None
+    assert model.decoder.expert_hidden.in_features == 8  # latent_dim: no half for r
+    torch.testing.assert_close(model(x), model.decoder(z))
+    with pytest.raises(ValueError, match="does not read a recall embedding"):
+        model.decoder(z, torch.zeros_like(z))
+    assert small_model().decoder.expert_hidden.in_features == 16  # with recall: [z; r]
 
 
 def test_loss_salience_stores_per_sample_loss_at_clock_time():
@@ -121,12 +125,18 @@ def test_random_salience_draws_uniform_r0_from_global_rng():
 
 def test_replay_term_is_beta_times_cross_entropy_on_sampled_memories():
     model = small_model(beta=0.25)
-    assert model.replay_term(4) is None  # empty memory
+    assert model.replay_slots(4) is None  # empty memory
     fill(model)
-    replay = model.replay_term(4, generator=torch.Generator().manual_seed(5))
+    slots = model.replay_slots(4, generator=torch.Generator().manual_seed(5))
     x, y, _ = model.memory.sample(4, generator=torch.Generator().manual_seed(5))
+    assert torch.equal(model.memory.x[slots], x)
+    replay = model.memory_loss(slots)
     torch.testing.assert_close(replay, 0.25 * F.cross_entropy(model(x), y))
     assert replay.requires_grad
+    assert len(model.replay_slots(6)) == 6  # as many as the batch by default
+    fixed = small_model(replay_batch_size=3)
+    fill(fixed)
+    assert len(fixed.replay_slots(6)) == 3
 
 
 def test_replay_term_applies_mask_with_stored_task_labels():
@@ -138,14 +148,14 @@ def test_replay_term_applies_mask_with_stored_task_labels():
         seen.append(task_labels.clone())
         return logits.masked_fill(torch.arange(4) >= 2, float("-inf"))
 
-    model.replay_term(5, mask_logits=mask_logits)
+    model.memory_loss(model.replay_slots(5), mask_logits=mask_logits)
     assert seen[0].tolist() == [1] * 5
 
 
 def test_beta_zero_skips_replay():
     model = small_model(beta=0)
     fill(model)
-    assert model.replay_term(4) is None
+    assert model.replay_slots(4) is None
 
 
 def test_reencode_memory_uses_current_encoder():

@@ -82,11 +82,11 @@ def test_forward_mixes_votes_in_evaluation_only():
     x, y = batch()
     logits, z = model.forward_with_latent(x)
     model.store(x, z, logits, y, 0)
-    torch.testing.assert_close(model(x), model.decoder(model.encode(x), torch.zeros(6, 8)))  # training: decoder logits
+    torch.testing.assert_close(model(x), model.decoder(model.encode(x)))  # training: decoder logits
     model.eval()
     z = model.encode(x)
     _, votes = model.recall_engine.recall_with_votes(z, model.memory, model.clock.now(), model.config.alpha, 4)
-    expected = torch.log(0.6 * F.softmax(model.decoder(z, torch.zeros_like(z)), dim=1) + 0.4 * votes)
+    expected = torch.log(0.6 * F.softmax(model.decoder(z), dim=1) + 0.4 * votes)
     torch.testing.assert_close(model(x), expected)
 
 
