@@ -30,6 +30,7 @@ NOTEBOOK_PRESET: dict[str, Any] = {
     "vote_weight": 0.0,
     "asymmetric": False,
     "consolidation_epochs": 0,
+    "replay_fraction": 1.0,
 }
 PRESETS: dict[str, dict[str, Any]] = {"default": {}, "notebook": NOTEBOOK_PRESET}
 
@@ -52,13 +53,17 @@ class EpiNetConfig(BaseModel):
     that the decay alone orders episodes (the oldest fade first).
     ``recall=False`` feeds r = 0 to the decoder (an ablation).
     ``reencode_every`` is in training iterations, 0 = off.
-    ``replay_batch_size=None`` replays as many memories as the training batch.
+    Each step replays ``replay_batch_size`` memories, or where that is None (the default),
+    ``ceil(replay_fraction * batch)``: half as many as the batch by default (64 at 128), as many
+    (1.0) in the notebook and in v1.
 
     The defaults are EpiNet v2 as validated on Split-MNIST's validation split (tune.yaml,
     blocks tune-epinet-v2 and tune-epinet-v2b; results/tuning): uniform salience, storage
     balanced over (class, experience of origin), stored responses, the asymmetric loss, a
     three-epoch consolidation pass, one expert, and no recall (neither the decoder's r nor
-    the label votes helped on validation; both stay as options and ablation rows).
+    the label votes helped on validation; both stay as options and ablation rows); and, from
+    block tune-epinet-v2c, half as many replayed memories per step as the batch: as accurate
+    on validation as as many, and what brings the training cost within 1.3x replay's.
 
     EpiNet v2's mechanisms (each off reproduces v1 together with the notebook's values):
     ``balance_origin`` balances eviction over the experience of origin (with
@@ -102,6 +107,7 @@ class EpiNetConfig(BaseModel):
     reencode_every: int = Field(0, ge=0)
     clock: Literal["logical", "wall"] = "logical"
     replay_batch_size: PositiveInt | None = None
+    replay_fraction: float = Field(0.5, gt=0, allow_inf_nan=False)
     balance_origin: bool = True
     response_weight: float = Field(1.0, ge=0, allow_inf_nan=False)
     reconsolidate: Literal["none", "tau", "r0", "both"] = "none"

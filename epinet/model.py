@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 import torch
@@ -105,12 +106,13 @@ class EpiNetModel(nn.Module):
         return loss.detach()
 
     def replay_slots(self, batch_size: int, generator: torch.Generator | None = None) -> Tensor | None:
-        """The memories a batch of ``batch_size`` replays: ``config.replay_batch_size`` of them
-        (default: as many as the batch), drawn uniformly without replacement. None when there is
-        nothing to replay (empty memory, or beta = gamma = 0)."""
+        """The memories a batch of ``batch_size`` replays: ``config.replay_batch_size`` of them,
+        else ``ceil(config.replay_fraction * batch_size)``, drawn uniformly without replacement.
+        None when there is nothing to replay (empty memory, or beta = gamma = 0)."""
         if len(self.memory) == 0 or (self.config.beta == 0 and self.config.response_weight == 0):
             return None
-        return self.memory.sample_slots(self.config.replay_batch_size or batch_size, generator)
+        n = self.config.replay_batch_size or math.ceil(self.config.replay_fraction * batch_size)
+        return self.memory.sample_slots(n, generator)
 
     def with_replayed(self, x: Tensor, t: Tensor | int, slots: Tensor | None) -> tuple[Tensor, Tensor]:
         """(x, t) of the batch followed by the memories in ``slots``: one forward pass serves the

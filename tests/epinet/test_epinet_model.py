@@ -38,6 +38,7 @@ def test_config_defaults_are_v2_and_the_notebook_preset_is_v1():
     assert not c.recall and c.salience == "uniform" and c.class_balanced and c.balance_origin
     assert c.response_weight == 1.0 and c.asymmetric and c.consolidation_epochs == 3 and c.vote_weight == 0
     assert c.reencode_every == 0 and c.clock == "logical" and c.replay_batch_size is None
+    assert c.replay_fraction == 0.5 and EpiNetConfig(preset="notebook").replay_fraction == 1.0
     n = EpiNetConfig(preset="notebook")
     assert (n.num_experts, n.beta, n.alpha) == (4, 0.5, 1e-3)
     assert n.recall and n.salience == "loss" and not n.class_balanced and n.reencode_every_experience
@@ -54,6 +55,7 @@ def test_config_defaults_are_v2_and_the_notebook_preset_is_v1():
         (dict(alpha=float("nan")), "finite"),
         (dict(reencode_every=-1), "greater than or equal to 0"),
         (dict(replay_batch_size=0), "greater than 0"),
+        (dict(replay_fraction=0), "greater than 0"),
         (dict(salience="loud"), "'loss', 'random' or 'uniform'"),
         (dict(clock="sundial"), "'logical' or 'wall'"),
         (dict(capcity=10), "Extra inputs are not permitted"),
@@ -137,6 +139,9 @@ def test_replay_term_is_beta_times_cross_entropy_on_sampled_memories():
     fixed = small_model(replay_batch_size=3)
     fill(fixed)
     assert len(fixed.replay_slots(6)) == 3
+    half = small_model(replay_fraction=0.5)  # ceil(0.5 * batch), unless replay_batch_size is set
+    fill(half)
+    assert (len(half.replay_slots(6)), len(half.replay_slots(7)), len(half.replay_slots(1))) == (3, 4, 1)
 
 
 def test_replay_term_applies_mask_with_stored_task_labels():
