@@ -62,6 +62,10 @@ def quiet_sweep(configs, results, executor):
     return sweep(configs, results, executor, progress=False, log=lambda *a: None, warn=lambda *a: None)
 
 
+def key(config) -> tuple:
+    return config.strategy, config.seed
+
+
 def by_run(report) -> dict:
     return {(r["config"]["strategy"], r["config"]["seed"]): r for r in report.done}
 
@@ -139,19 +143,20 @@ def test_a_reused_worker_gives_each_run_the_local_pools_results(local_ray, confi
     two_seeds = configs + [c.model_copy(update={"seed": 1}) for c in configs]
     pool = RayPool(threads_per_job=2)
     assert pool.reuses_workers()  # Linux, this machine, no GPU
-    on_ray = {c: out for c, out in pool.map(InWorker(RunJob(None)), two_seeds)}
-    on_pool = {c: out for c, out in LocalPool(jobs=1, threads_per_job=2).map(RunJob(None), two_seeds)}
+    on_ray = {key(c): out for c, out in pool.map(InWorker(RunJob(None)), two_seeds)}
+    on_pool = {key(c): out for c, out in LocalPool(jobs=1, threads_per_job=2).map(RunJob(None), two_seeds)}
     assert len({out["pid"] for out in on_ray.values()}) < len(two_seeds)  # some worker ran more than one
-    for config in two_seeds:
-        assert on_ray[config]["record"]["accuracy_matrix"] == on_pool[config]["accuracy_matrix"], config
-        assert on_ray[config]["record"]["metrics"]["final_accuracy"] == on_pool[config]["metrics"]["final_accuracy"]
+    assert on_ray.keys() == on_pool.keys() and len(on_ray) == 4
+    for run, out in on_ray.items():
+        assert out["record"]["accuracy_matrix"] == on_pool[run]["accuracy_matrix"], run
+        assert out["record"]["metrics"]["final_accuracy"] == on_pool[run]["metrics"]["final_accuracy"]
 
 
 def test_a_reused_worker_reports_each_runs_own_peak_rss(local_ray, configs):
     """A run after a 600 MiB one in the same worker does not report the 600 MiB as its own."""
     runs = [configs[0].model_copy(update={"seed": seed}) for seed in range(8)]  # one at a time, seed 0 first
-    out = dict(RayPool(threads_per_job=2).map(InWorker(hog_mib=600), runs))
-    hogs, others = [out[c] for c in runs if c.seed == 0], [out[c] for c in runs if c.seed != 0]
+    out = {c.seed: o for c, o in RayPool(threads_per_job=2).map(InWorker(hog_mib=600), runs)}
+    hogs, others = [o for seed, o in out.items() if seed == 0], [o for seed, o in out.items() if seed != 0]
     (hog,) = hogs
     assert hog["peak"] > 600 << 20
     after = [o for o in others if o["pid"] == hog["pid"]]
