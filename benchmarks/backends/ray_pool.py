@@ -5,8 +5,15 @@ run's torch threads) and ``num_gpus`` (a fraction packs several small runs onto 
 makes only the reserved GPU visible to the task); ``max_retries`` reruns a task whose worker
 process or node died, while an exception raised by the run itself comes back as the task's
 value and is reported, not retried (a deterministic run would fail the same way again).
-``max_calls=1`` gives every run a fresh worker process, as the local pool does: its peak RSS
-is its own and a GPU's memory is released.
+On an embedded local Ray on Linux with no GPU reserved, a worker process runs one run after
+another (``max_calls=0``): the worker's start and the imports (Ray, torch, Avalanche) are paid
+once per worker rather than once per run, and no replacement worker has to start after each
+run. Results do not depend on it (every run seeds itself). Each run's peak RSS stays its own:
+before it, the worker collects its garbage, gives freed heap back to the kernel
+(``malloc_trim``) and resets its high-water mark (``VmHWM``, what the run reports) by writing 5
+to ``/proc/self/clear_refs``. Elsewhere (a cluster, whose nodes this process cannot check; a
+reserved GPU, whose memory a fresh process releases; no ``clear_refs``) ``max_calls=1`` gives
+every run a fresh worker process, as the local pool does.
 
 The task returns the run's record and the sweep writes it (``shared_results`` False), so the
 workers need no shared filesystem. They need the harness and the data: a local Ray inherits
@@ -19,9 +26,12 @@ outstanding tasks are cancelled (their workers killed) and an embedded Ray is sh
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import logging
 import os
 import signal
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,9 +47,33 @@ def crash_ticket(folder: Path, config) -> Path:
     return Path(folder) / f"{config.config_hash()}-seed{config.seed}"
 
 
-def run_task(job, config, threads: int):
+def peak_resettable() -> bool:
+    """Whether this process can reset its peak RSS (Linux's ``/proc/self/clear_refs``)."""
+    return sys.platform.startswith("linux") and os.access("/proc/self/clear_refs", os.W_OK)
+
+
+def reset_peak_rss() -> bool:
+    """Make this process's ``VmHWM`` start again from what it holds now, after freeing what an
+    earlier run in this worker left behind; False where the kernel does not allow it."""
+    gc.collect()
+    try:
+        ctypes.CDLL(None).malloc_trim(0)  # glibc: return the freed heap, or it counts in the next peak
+    except (OSError, AttributeError):
+        pass
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")  # resets the peak resident set size to the current one
+    except OSError:
+        return False
+    return True
+
+
+def run_task(job, config, threads: int, reused: bool = False):
     """The body of each Ray task: the run's record, or the exception it raised (returned, not
-    raised, so Ray never retries a failed run and the sweep reports it as the local pool does)."""
+    raised, so Ray never retries a failed run and the sweep reports it as the local pool does).
+    ``reused``: the worker may have run others before; the peak RSS is reset to make it this run's."""
+    if reused and not reset_peak_rss():
+        return RuntimeError("this Ray worker cannot reset its peak RSS (/proc/self/clear_refs) for a new run")
     record = outcome(job, config, threads)
     folder = os.environ.get(CRASH_ONCE)
     if folder:
@@ -70,14 +104,15 @@ class RayPool:
         try:
             self._connect(ray)
             self._check_fits(ray)
+            reuse = self.reuses_workers()
             task = ray.remote(
                 num_cpus=self.threads_per_job,
                 num_gpus=self.gpus_per_job,
                 max_retries=self.max_retries,
-                max_calls=1,
+                max_calls=0 if reuse else 1,  # 0: no limit
             )(run_task)
             job = ray.put(fn)
-            pending = {task.remote(job, config, self.threads_per_job): config for config in configs}
+            pending = {task.remote(job, config, self.threads_per_job, reuse): config for config in configs}
             while pending:
                 ready, _ = ray.wait(list(pending), num_returns=1, timeout=self.poll)
                 for ref in ready:
@@ -94,6 +129,10 @@ class RayPool:
                     ray.cancel(ref, force=True)
                 if starts and ray.is_initialized():  # disconnects from a cluster; stops a local Ray
                     ray.shutdown()
+
+    def reuses_workers(self) -> bool:
+        """One worker process for many runs: only on this machine (its kernel checked here), on CPU."""
+        return self.address is None and not self.gpus_per_job and peak_resettable()
 
     def _connect(self, ray) -> None:
         """Connect to the cluster, or start a local Ray, unless this process already did."""

@@ -2,7 +2,8 @@
 
 The same configs give the same results as on the local pool; a worker that dies after its
 run (its result lost with it) is retried and the grid completes with nothing lost; a run that
-raises is reported once, not retried; and the CLI, with a Ray of its own, resumes, prints its
+raises is reported once, not retried; a worker that runs several runs in turn gives each the
+local pool's results and a peak RSS of its own; and the CLI, with a Ray of its own, resumes, prints its
 table, and on SIGTERM cancels its tasks, stops its Ray and exits 143 with nothing left running.
 """
 
@@ -13,14 +14,16 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
 import pytest
 
 from benchmarks.config import SweepConfig
+from benchmarks.runner import peak_rss_bytes
 from benchmarks.store import read_result, result_path
-from benchmarks.sweep import LocalPool, sweep
+from benchmarks.sweep import LocalPool, RunJob, sweep
 from tests.benchmarks.processes import command_line, descendants
 
 ray = pytest.importorskip("ray", reason="the ray extra is not installed (pip install epinet-bench[ray])")
@@ -57,6 +60,10 @@ def configs(synthetic_root):
 
 def quiet_sweep(configs, results, executor):
     return sweep(configs, results, executor, progress=False, log=lambda *a: None, warn=lambda *a: None)
+
+
+def key(config) -> tuple:
+    return config.strategy, config.seed
 
 
 def by_run(report) -> dict:
@@ -116,6 +123,52 @@ def test_a_run_no_node_can_hold_is_an_error_not_a_wait(local_ray, configs, tmp_p
         quiet_sweep(configs, tmp_path / "res", RayPool(threads_per_job=1, gpus_per_job=0.5))
 
 
+@dataclass
+class InWorker:
+    """A job that also says which process ran it and that process's peak RSS; the seed-0 runs
+    first fill ``hog_mib`` MiB (touched, so resident), as a memory-hungry run would."""
+
+    job: object = None
+    hog_mib: int = 0
+
+    def __call__(self, config):
+        hog = b"\x01" * (self.hog_mib << 20) if config.seed == 0 else b""
+        record = self.job(config) if self.job else {}
+        del hog
+        return {"record": record, "pid": os.getpid(), "peak": peak_rss_bytes()}
+
+
+def test_a_reused_worker_gives_each_run_the_local_pools_results(local_ray, configs):
+    """2 CPUs per run on a Ray of 2: the runs go one at a time, several in one worker."""
+    two_seeds = configs + [c.model_copy(update={"seed": 1}) for c in configs]
+    pool = RayPool(threads_per_job=2)
+    assert pool.reuses_workers()  # Linux, this machine, no GPU
+    on_ray = {key(c): out for c, out in pool.map(InWorker(RunJob(None)), two_seeds)}
+    on_pool = {key(c): out for c, out in LocalPool(jobs=1, threads_per_job=2).map(RunJob(None), two_seeds)}
+    assert len({out["pid"] for out in on_ray.values()}) < len(two_seeds)  # some worker ran more than one
+    assert on_ray.keys() == on_pool.keys() and len(on_ray) == 4
+    for run, out in on_ray.items():
+        assert out["record"]["accuracy_matrix"] == on_pool[run]["accuracy_matrix"], run
+        assert out["record"]["metrics"]["final_accuracy"] == on_pool[run]["metrics"]["final_accuracy"]
+
+
+def test_a_reused_worker_reports_each_runs_own_peak_rss(local_ray, configs):
+    """A run after a 600 MiB one in the same worker does not report the 600 MiB as its own."""
+    runs = [configs[0].model_copy(update={"seed": seed}) for seed in range(8)]  # one at a time, seed 0 first
+    out = {c.seed: o for c, o in RayPool(threads_per_job=2).map(InWorker(hog_mib=600), runs)}
+    hogs, others = [o for seed, o in out.items() if seed == 0], [o for seed, o in out.items() if seed != 0]
+    (hog,) = hogs
+    assert hog["peak"] > 600 << 20
+    after = [o for o in others if o["pid"] == hog["pid"]]
+    assert after, "no other run went to the worker that ran the 600 MiB one"
+    assert all(o["peak"] < hog["peak"] - (400 << 20) for o in after)
+
+
+def test_a_cluster_or_a_gpu_gets_a_fresh_worker_per_run():
+    assert not RayPool(address="auto").reuses_workers()
+    assert not RayPool(gpus_per_job=0.5).reuses_workers()
+
+
 # ----------------------------------------------------------------------------- the CLI, with its own Ray
 
 SLOW = """
@@ -167,4 +220,5 @@ def test_the_crash_hook_is_off_unless_asked(monkeypatch):
 
     monkeypatch.delenv(CRASH_ONCE, raising=False)
     assert run_task(lambda config: {"ran": config}, "cfg", 1) == {"ran": "cfg"}
+    assert run_task(lambda config: {"ran": config}, "cfg", 1, reused=True) == {"ran": "cfg"}
     assert os.environ.get(CRASH_ONCE) is None
