@@ -341,7 +341,7 @@ def test_committed_page_rerenders_and_shows_the_committed_tables(tmp_path):
         if (sub / "tables" / "tuning.csv").exists():
             check_tuning(page, f"table-{sub.name}-tuning", sub / "tables" / "tuning.csv")
     # one page with every figure embedded: 14 strategies x 3 benchmarks of heatmaps made it 3.3 MB
-    assert (committed / "index.html").stat().st_size < 5_000_000
+    assert (committed / "index.html").stat().st_size < 6_000_000  # 5.1 MB with 16 ablation rows
 
 
 # ----------------------------------------------------------------------------- in a real browser
