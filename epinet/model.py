@@ -170,8 +170,12 @@ class EpiNetModel(nn.Module):
         idempotent (the harness passes logits that are not masked; others may be).
         """
         raw_logits = raw_logits.detach()
-        logits = raw_logits if mask_logits is None else mask_logits(raw_logits, t)
-        self.memorize(x, z, F.cross_entropy(logits, y, reduction="none"), y, t, raw_logits)
+        if self.config.salience == "loss":
+            logits = raw_logits if mask_logits is None else mask_logits(raw_logits, t)
+            per_sample_loss = F.cross_entropy(logits, y, reduction="none")
+        else:  # memorize ignores the loss's values then: skip computing it every step
+            per_sample_loss = raw_logits.new_zeros(len(y))
+        self.memorize(x, z, per_sample_loss, y, t, raw_logits)
         self.seen_classes[y] = True
         self.tick()
         every = self.config.reencode_every

@@ -155,6 +155,41 @@ def test_class_balanced_fills_unused_quota_with_most_salient_leftovers():
     assert sorted(salience[keep].tolist()) == [1, 2, 3, 4, 5, 6, 7, 8, 9]
 
 
+def test_class_balanced_ties_go_to_lower_indices():
+    salience = torch.ones(4)
+    labels = torch.tensor([0, 0, 1, 1])
+    # quota 1 per class: the first of each; the one leftover slot: the lowest remaining index.
+    assert class_balanced_top(salience, labels, 2).tolist() == [True, False, True, False]
+    assert class_balanced_top(salience, labels, 3).tolist() == [True, True, True, False]
+
+
+def balanced_reference(salience, labels, k):
+    """class_balanced_top's rule, item by item: each class's top k // n_classes, then the
+    most salient leftovers; ties to lower indices."""
+    order = sorted(range(len(salience)), key=lambda i: (-salience[i], i))
+    classes = set(labels)
+    keep = set()
+    for c in classes:
+        keep |= set([i for i in order if labels[i] == c][: k // len(classes)])
+    for i in order:
+        if len(keep) == k:
+            break
+        keep.add(i)
+    return [i in keep for i in range(len(salience))]
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_class_balanced_top_equals_the_rule_item_by_item(seed):
+    g = torch.Generator().manual_seed(seed)
+    n = int(torch.randint(5, 80, (1,), generator=g))
+    k = int(torch.randint(1, n + 1, (1,), generator=g))
+    # Even seeds: many ties. Odd seeds: sparse and negative keys (renumbered, not indexed).
+    salience = torch.randint(0, 4, (n,), generator=g).float() if seed % 2 == 0 else torch.rand(n, generator=g)
+    labels = torch.randint(0, 6, (n,), generator=g) * (1 if seed % 2 == 0 else -1000)
+    keep = class_balanced_top(salience, labels, k)
+    assert keep.tolist() == balanced_reference(salience.tolist(), labels.tolist(), k)
+
+
 def test_class_balanced_replaces_slots_of_dropped_items_only():
     mem = EpisodicMemory(capacity=4, input_shape=(1,), latent_dim=2, class_balanced=True)
     offer(mem, [0, 1, 2, 3], [1.0, 2.0, 3.0, 4.0], y=[0, 0, 0, 0])
