@@ -63,7 +63,7 @@ class EpiNetConfig(BaseModel):
     three-epoch consolidation pass, one expert, and no recall (neither the decoder's r nor
     the label votes helped on validation; both stay as options and ablation rows); and, from
     block tune-epinet-v2c, half as many replayed memories per step as the batch: as accurate
-    on validation as as many, and what brings the training cost within 1.3x replay's.
+    on validation as as many, and what brings the training cost to about 1.3x replay's (perf (b)).
 
     EpiNet v2's mechanisms (each off reproduces v1 together with the notebook's values):
     ``balance_origin`` balances eviction over the experience of origin (with
