@@ -190,6 +190,12 @@ def test_class_balanced_top_equals_the_rule_item_by_item(seed):
     assert keep.tolist() == balanced_reference(salience.tolist(), labels.tolist(), k)
 
 
+def test_class_balanced_top_takes_bfloat16_salience():
+    salience = torch.tensor([0.5, 2.0, 1.0, 3.0], dtype=torch.bfloat16)
+    labels = torch.tensor([0, 0, 1, 1])
+    assert class_balanced_top(salience, labels, 2).tolist() == [False, True, False, True]
+
+
 def test_class_balanced_replaces_slots_of_dropped_items_only():
     mem = EpisodicMemory(capacity=4, input_shape=(1,), latent_dim=2, class_balanced=True)
     offer(mem, [0, 1, 2, 3], [1.0, 2.0, 3.0, 4.0], y=[0, 0, 0, 0])
