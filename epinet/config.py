@@ -31,6 +31,7 @@ NOTEBOOK_PRESET: dict[str, Any] = {
     "asymmetric": False,
     "consolidation_epochs": 0,
     "replay_fraction": 1.0,
+    "slow_decay": 0.0,
 }
 PRESETS: dict[str, dict[str, Any]] = {"default": {}, "notebook": NOTEBOOK_PRESET}
 
@@ -87,6 +88,11 @@ class EpiNetConfig(BaseModel):
     end-of-experience pass nor ``reencode_every_experience`` happens (``reencode_every`` is the
     clock's re-encoding).
 
+    ``slow_decay`` (d > 0) keeps slow weights, an exponential moving average of the network's
+    weights (rate d per optimizer step, consolidation included; epinet.slow_weights), and
+    evaluates with them: the fast network learns the stream, the slow one answers (complementary
+    learning systems; CLS-ER's stable model). 0 = off.
+
     ``preset="notebook"`` starts from the notebook's settings (``NOTEBOOK_PRESET``) instead
     of these defaults; fields given explicitly override either.
     """
@@ -117,6 +123,7 @@ class EpiNetConfig(BaseModel):
     consolidation_epochs: int = Field(1, ge=0)
     origin_every: int = Field(0, ge=0)
     consolidate_every: int = Field(0, ge=0)
+    slow_decay: float = Field(0.0, ge=0, lt=1, allow_inf_nan=False)
     # How recall searches for its top-k (epinet.recall_index): "faiss-ivf" is approximate from
     # 10,000 memories up and needs the faiss extra (checked when the model is built, not here,
     # so that stored results stay readable without faiss).

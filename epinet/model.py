@@ -16,6 +16,7 @@ from epinet.decoder import MixtureOfExpertsDecoder
 from epinet.memory import EpisodicMemory
 from epinet.recall import RecallEngine
 from epinet.salience import Clock, make_clock
+from epinet.slow_weights import SlowWeights
 
 MaskLogits = Callable[[Tensor, Tensor], Tensor]
 
@@ -62,6 +63,7 @@ class EpiNetModel(nn.Module):
             config.latent_dim, config.hidden_dim, num_classes, config.num_experts, reads_recall=config.recall
         )
         self.clock: Clock = make_clock(config.clock)
+        self.slow = SlowWeights(self.network, config.slow_decay) if config.slow_decay else None
         # Experiences ended so far (the origin stamped on new episodes), and the classes seen.
         self.register_buffer("experience", torch.zeros((), dtype=torch.long))
         self.register_buffer("seen_classes", torch.zeros(num_classes, dtype=torch.bool))
@@ -99,6 +101,7 @@ class EpiNetModel(nn.Module):
         loss = self.training_loss(logits[:b], y, slots, raw_logits[b:], logits[b:])
         loss.backward()
         optimizer.step()
+        self.after_update()
         # What it stores afterwards: the batch in memory, one clock tick, periodic re-encoding;
         # then the clock's consolidation pass, if one is due.
         self.store(x, z[:b], raw_logits[:b], y, t, mask_logits)
@@ -208,8 +211,19 @@ class EpiNetModel(nn.Module):
                 optimizer.zero_grad()
                 self.memory_loss(slots, mask_logits).backward()
                 optimizer.step()
+                self.after_update()
+
+    def after_update(self) -> None:
+        """After each optimizer step: the slow weights (if kept) take a step toward the network's."""
+        if self.slow is not None:
+            self.slow.update(self.network)
 
     # ------------------------------------------------------------------ the parts
+
+    @property
+    def network(self) -> dict[str, nn.Module]:
+        """The trained modules, by name: what the slow weights average."""
+        return {"encoder": self.encoder, "decoder": self.decoder}
 
     def encode(self, x: Tensor) -> Tensor:
         """Latent z, shape [B, latent_dim]."""
@@ -235,11 +249,13 @@ class EpiNetModel(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """Decoder logits in training; at evaluation with ``vote_weight`` lambda > 0, the
-        log of ``(1 - lambda) softmax(logits) + lambda votes`` (label-carrying recall)."""
-        z = self.encode(x)
+        log of ``(1 - lambda) softmax(logits) + lambda votes`` (label-carrying recall).
+        At evaluation with slow weights, encoder and decoder compute with those."""
+        slow = None if self.training else self.slow
+        z = self.encode(x) if slow is None else slow.call("encoder", self.encoder, x)
         vote_weight = 0.0 if self.training else self.config.vote_weight
         r, votes = self.recall_with_votes(z, with_votes=vote_weight > 0)
-        logits = self.decoder(z, r)
+        logits = self.decoder(z, r) if slow is None else slow.call("decoder", self.decoder, z, r)
         if votes is None:
             return logits
         p = (1 - vote_weight) * F.softmax(logits, dim=1) + vote_weight * votes

@@ -89,6 +89,9 @@ class EpiNetPlugin(SupervisedPlugin):
         strategy.loss = model.training_loss(strategy.mb_output, strategy.mb_y, *self._replay)
         self._replay = (None, None, None)
 
+    def after_update(self, strategy: Any, *args: Any, **kwargs: Any) -> None:
+        strategy.model.after_update()
+
     def after_training_iteration(self, strategy: Any, *args: Any, **kwargs: Any) -> None:
         model: EpiNetModel = strategy.model
         mask_logits = getattr(strategy, "mask_logits", None)
