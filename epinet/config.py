@@ -91,7 +91,8 @@ class EpiNetConfig(BaseModel):
     ``slow_decay`` (d > 0) keeps slow weights, an exponential moving average of the network's
     weights (rate d per optimizer step, consolidation included; epinet.slow_weights), and
     evaluates with them: the fast network learns the stream, the slow one answers (complementary
-    learning systems; CLS-ER's stable model). 0 = off.
+    learning systems; CLS-ER's stable model). 0 = off, the default: on validation they did not
+    help Split-MNIST (tune.yaml, tune-epinet-v2e), and they store a second copy of the network.
 
     ``preset="notebook"`` starts from the notebook's settings (``NOTEBOOK_PRESET``) instead
     of these defaults; fields given explicitly override either.

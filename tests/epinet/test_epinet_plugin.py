@@ -84,6 +84,7 @@ def trained():
         replay_batch_size=5,
         reencode_every=2,
         reencode_every_experience=True,
+        slow_decay=0.9,  # updated after each of Avalanche's optimizer steps (after_update)
     )
     model = ReencodeSpy(config, "mlp", 4)
     recorder = LossRecorder()
@@ -107,6 +108,7 @@ def trained():
 def test_plugin_fills_memory_and_ticks_once_per_iteration(trained):
     model, *_ = trained
     assert model.iterations == ITERATIONS
+    assert int(model.slow.updates) == ITERATIONS  # the notebook preset has no consolidation pass
     assert len(model.memory) == 20
     assert set(model.memory.y.tolist()) <= {0, 1, 2, 3}
     # tau is the clock at admission; batches were admitted at ticks 0..ITERATIONS-1
