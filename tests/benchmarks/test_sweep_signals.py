@@ -173,12 +173,27 @@ def test_workers_do_not_inherit_the_blocked_signals(sweep_file, tmp_path, synthe
     proc = start_sweep(sweep_file, tmp_path / "results", synthetic_root)
     try:
         assert wait_until(lambda: workers_of(proc.pid), 20), "no worker started"
-        time.sleep(2)  # past the worker's first lines, where it installs its handlers
-        for worker in workers_of(proc.pid):
-            status = Path(f"/proc/{worker.pid}/status").read_text()
-            blocked = int(next(line for line in status.splitlines() if line.startswith("SigBlk:")).split()[1], 16)
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                assert not blocked & (1 << (signum - 1)), f"worker {worker.pid} blocks {signum.name}"
+
+        def blocking() -> list[str] | None:
+            """What the live workers still block of SIGINT and SIGTERM (None: no worker to read)."""
+            found, read = [], 0
+            for worker in workers_of(proc.pid):
+                try:
+                    status = Path(f"/proc/{worker.pid}/status").read_text()
+                except FileNotFoundError:  # exited since it was listed
+                    continue
+                read += 1
+                blocked = int(next(line for line in status.splitlines() if line.startswith("SigBlk:")).split()[1], 16)
+                found += [
+                    f"worker {worker.pid} blocks {signum.name}"
+                    for signum in (signal.SIGINT, signal.SIGTERM)
+                    if blocked & (1 << (signum - 1))
+                ]
+            return found if read else None
+
+        # A worker blocks them until its first lines unblock them: poll (a loaded machine can take
+        # seconds to get there) rather than sleep a fixed time; one that never does fails.
+        assert wait_until(lambda: blocking() == [], 30), blocking()
     finally:
         proc.kill()
         proc.communicate()
