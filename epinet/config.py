@@ -32,6 +32,7 @@ NOTEBOOK_PRESET: dict[str, Any] = {
     "consolidation_epochs": 0,
     "replay_fraction": 1.0,
     "slow_decay": 0.0,
+    "recent_share": None,
 }
 PRESETS: dict[str, dict[str, Any]] = {"default": {}, "notebook": NOTEBOOK_PRESET}
 
@@ -94,6 +95,12 @@ class EpiNetConfig(BaseModel):
     learning systems; CLS-ER's stable model). 0 = off, the default: on validation they did not
     help Split-MNIST (tune.yaml, tune-epinet-v2e), and they store a second copy of the network.
 
+    ``recent_share`` (q) draws a share q of each step's replayed memories from the episodes of
+    the current origin (this experience, or time bucket) and the rest from older origins, instead
+    of uniformly over memory (None), where the present's share is only its share of memory (a
+    fifth of it in Split-MNIST's last experience): under the asymmetric loss, the replayed
+    episodes of the present are what set its classes against the older ones.
+
     ``preset="notebook"`` starts from the notebook's settings (``NOTEBOOK_PRESET``) instead
     of these defaults; fields given explicitly override either.
     """
@@ -125,6 +132,7 @@ class EpiNetConfig(BaseModel):
     origin_every: int = Field(0, ge=0)
     consolidate_every: int = Field(0, ge=0)
     slow_decay: float = Field(0.0, ge=0, lt=1, allow_inf_nan=False)
+    recent_share: float | None = Field(None, ge=0, le=1, allow_inf_nan=False)
     # How recall searches for its top-k (epinet.recall_index): "faiss-ivf" is approximate from
     # 10,000 memories up and needs the faiss extra (checked when the model is built, not here,
     # so that stored results stay readable without faiss).

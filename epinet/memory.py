@@ -268,6 +268,25 @@ class EpisodicMemory(nn.Module):
         device = generator.device if generator is not None else self.x.device
         return torch.randperm(size, generator=generator, device=device)[: min(n, size)].to(self.x.device)
 
+    def sample_slots_split(self, n: int, recent: int, share: float, generator: torch.Generator | None = None) -> Tensor:
+        """Slots of min(n, size) memories drawn without replacement, ``round(share * n)`` of them
+        uniformly from those of origin ``recent`` and the rest uniformly from the others; a group
+        short of its quota is topped up from the other, and where either group is empty the draw
+        is uniform over all (:meth:`sample_slots`)."""
+        size = len(self)
+        is_recent = self.e[:size] == recent
+        recent_slots, older_slots = is_recent.nonzero().squeeze(1), (~is_recent).nonzero().squeeze(1)
+        if len(recent_slots) == 0 or len(older_slots) == 0:
+            return self.sample_slots(n, generator)
+        n = min(n, size)
+        n_recent = min(len(recent_slots), round(share * n))
+        n_older = min(len(older_slots), n - n_recent)
+        n_recent = n - n_older  # tops up the recent side where the older one is short
+        device = generator.device if generator is not None else self.x.device
+        pick_recent = torch.randperm(len(recent_slots), generator=generator, device=device)[:n_recent]
+        pick_older = torch.randperm(len(older_slots), generator=generator, device=device)[:n_older]
+        return torch.cat([recent_slots[pick_recent.to(self.x.device)], older_slots[pick_older.to(self.x.device)]])
+
     @torch.no_grad()
     def reconsolidate(self, slots: Tensor, now: Tensor | float | None = None, r0: Tensor | None = None) -> None:
         """Re-store recalled or replayed memories: if given, ``tau <- now`` (they start fading

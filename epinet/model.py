@@ -110,12 +110,16 @@ class EpiNetModel(nn.Module):
 
     def replay_slots(self, batch_size: int, generator: torch.Generator | None = None) -> Tensor | None:
         """The memories a batch of ``batch_size`` replays: ``config.replay_batch_size`` of them,
-        else ``ceil(config.replay_fraction * batch_size)``, drawn uniformly without replacement.
-        None when there is nothing to replay (empty memory, or beta = gamma = 0)."""
+        else ``ceil(config.replay_fraction * batch_size)``, drawn without replacement: uniformly,
+        or with ``config.recent_share`` = q, a share q of them from the episodes of the current
+        origin (this experience's) and the rest from older ones. None when there is nothing to
+        replay (empty memory, or beta = gamma = 0)."""
         if len(self.memory) == 0 or (self.config.beta == 0 and self.config.response_weight == 0):
             return None
         n = self.config.replay_batch_size or math.ceil(self.config.replay_fraction * batch_size)
-        return self.memory.sample_slots(n, generator)
+        if self.config.recent_share is None:
+            return self.memory.sample_slots(n, generator)
+        return self.memory.sample_slots_split(n, self.origin, self.config.recent_share, generator)
 
     def with_replayed(self, x: Tensor, t: Tensor | int, slots: Tensor | None) -> tuple[Tensor, Tensor]:
         """(x, t) of the batch followed by the memories in ``slots``: one forward pass serves the

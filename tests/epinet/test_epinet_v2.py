@@ -254,3 +254,18 @@ def test_slow_weights_are_off_by_default_and_a_decay_of_one_is_refused():
     assert small_model().slow is None
     with pytest.raises(ValidationError, match="slow_decay"):
         EpiNetConfig(slow_decay=1.0)
+
+
+def test_recent_share_replays_the_current_origins_episodes():
+    model = small_model(recent_share=0.75, reencode_every_experience=False)  # 4 replayed per step
+    x, y = batch(n=6)
+    logits, z = model.forward_with_latent(x)
+    model.store(x, z, logits, y, 0)
+    assert len(model.replay_slots(128)) == 4  # one origin only: a uniform draw
+    model.end_experience()
+    model.store(x, z, logits, y, 0)  # origin 1: slots 6-11
+    for _ in range(5):
+        slots = model.replay_slots(128)
+        assert (model.memory.e[slots] == 1).sum() == 3  # round(0.75 * 4) from the present
+    with pytest.raises(ValidationError, match="recent_share"):
+        EpiNetConfig(recent_share=1.5)

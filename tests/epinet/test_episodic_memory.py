@@ -306,3 +306,26 @@ def test_planned_nbytes_needs_no_torch():
         " assert 'torch' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_split_draw_takes_its_share_from_the_recent_origin_and_tops_up_short_groups():
+    memory = EpisodicMemory(10, (1, 2, 2), 3, store_keys=False)
+    for origin, count in ((0, 6), (1, 4)):
+        memory.admit(
+            torch.randn(count, 1, 2, 2),
+            torch.randn(count, 3),
+            torch.ones(count),
+            torch.zeros(count, dtype=torch.long),
+            0,
+            0.0,
+            0.0,
+            origin=origin,
+        )
+    older, recent = set(range(6)), set(range(6, 10))
+    torch.manual_seed(0)
+    for n, share, n_recent in ((4, 0.5, 2), (5, 0.2, 1), (6, 1.0, 4), (8, 0.0, 2), (20, 0.5, 4)):
+        slots = memory.sample_slots_split(n, recent=1, share=share).tolist()
+        assert len(slots) == len(set(slots)) == min(n, 10)  # without replacement
+        assert len(set(slots) & recent) == n_recent and set(slots) <= older | recent
+    # No memory of that origin (or only memories of it): a uniform draw over all.
+    assert len(memory.sample_slots_split(4, recent=2, share=0.5)) == 4
