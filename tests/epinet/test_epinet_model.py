@@ -37,6 +37,7 @@ def test_config_defaults_are_v2_and_the_notebook_preset_is_v1():
     )
     assert not c.recall and c.salience == "uniform" and c.class_balanced and c.balance_origin
     assert c.response_weight == 1.0 and c.asymmetric and c.consolidation_epochs == 1 and c.vote_weight == 0
+    assert c.recent_share == 0.4
     assert c.reencode_every == 0 and c.clock == "logical" and c.replay_batch_size is None
     assert c.replay_fraction == 0.5 and EpiNetConfig(preset="notebook").replay_fraction == 1.0
     n = EpiNetConfig(preset="notebook")
