@@ -265,8 +265,12 @@ class EpisodicMemory(nn.Module):
     def sample_slots(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """Slots of min(n, size) memories drawn uniformly without replacement."""
         size = len(self)
+        return self._permutation(size, generator)[: min(n, size)]
+
+    def _permutation(self, m: int, generator: torch.Generator | None) -> Tensor:
+        """A random permutation of range(m), drawn on the generator's device, on memory's device."""
         device = generator.device if generator is not None else self.x.device
-        return torch.randperm(size, generator=generator, device=device)[: min(n, size)].to(self.x.device)
+        return torch.randperm(m, generator=generator, device=device).to(self.x.device)
 
     def sample_slots_split(self, n: int, recent: int, share: float, generator: torch.Generator | None = None) -> Tensor:
         """Slots of min(n, size) memories drawn without replacement, ``round(share * n)`` of them
@@ -282,10 +286,9 @@ class EpisodicMemory(nn.Module):
         n_recent = min(len(recent_slots), round(share * n))
         n_older = min(len(older_slots), n - n_recent)
         n_recent = n - n_older  # tops up the recent side where the older one is short
-        device = generator.device if generator is not None else self.x.device
-        pick_recent = torch.randperm(len(recent_slots), generator=generator, device=device)[:n_recent]
-        pick_older = torch.randperm(len(older_slots), generator=generator, device=device)[:n_older]
-        return torch.cat([recent_slots[pick_recent.to(self.x.device)], older_slots[pick_older.to(self.x.device)]])
+        pick_recent = self._permutation(len(recent_slots), generator)[:n_recent]
+        pick_older = self._permutation(len(older_slots), generator)[:n_older]
+        return torch.cat([recent_slots[pick_recent], older_slots[pick_older]])
 
     @torch.no_grad()
     def reconsolidate(self, slots: Tensor, now: Tensor | float | None = None, r0: Tensor | None = None) -> None:
